@@ -136,16 +136,23 @@ func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
-// mailbox keeps accepted messages, oldest first, up to a cap.
+// mailbox keeps accepted messages, oldest first, up to a cap, indexed by
+// sandbox id and by partner message id (without Mailgun's angle brackets).
 type mailbox struct {
-	mu   sync.Mutex
-	max  int
-	msgs []*Message
-	seq  int
+	mu    sync.Mutex
+	max   int
+	msgs  []*Message
+	seq   int
+	byID  map[string]*Message
+	byMID map[string]*Message
 }
 
-func newMailbox(max int) *mailbox { return &mailbox{max: max} }
+func newMailbox(max int) *mailbox {
+	return &mailbox{max: max, byID: map[string]*Message{}, byMID: map[string]*Message{}}
+}
 
+// add stores m. Past the cap the oldest tenth is forgotten at once, so the
+// mailbox holds at most 10% more than its cap and trimming stays cheap.
 func (b *mailbox) add(m *Message) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -154,8 +161,21 @@ func (b *mailbox) add(m *Message) {
 		m.ID = strconv.Itoa(b.seq)
 	}
 	b.msgs = append(b.msgs, m)
-	if len(b.msgs) > b.max {
-		b.msgs = slices.Delete(b.msgs, 0, len(b.msgs)-b.max)
+	b.byID[m.ID] = m
+	if mid := strings.Trim(m.MessageID, "<>"); mid != "" {
+		if _, taken := b.byMID[mid]; !taken {
+			b.byMID[mid] = m // SendGrid shares one id between personalizations: keep the first
+		}
+	}
+	if len(b.msgs) > b.max+b.max/10 {
+		drop := len(b.msgs) - b.max
+		for _, old := range b.msgs[:drop] {
+			delete(b.byID, old.ID)
+			if mid := strings.Trim(old.MessageID, "<>"); b.byMID[mid] == old {
+				delete(b.byMID, mid)
+			}
+		}
+		b.msgs = slices.Delete(b.msgs, 0, drop)
 	}
 }
 
@@ -184,12 +204,10 @@ func (b *mailbox) get(id string) (Message, bool) {
 }
 
 func (b *mailbox) find(id string) *Message {
-	for _, m := range b.msgs {
-		if m.ID == id || strings.Trim(m.MessageID, "<>") == strings.Trim(id, "<>") {
-			return m
-		}
+	if m, ok := b.byID[id]; ok {
+		return m
 	}
-	return nil
+	return b.byMID[strings.Trim(id, "<>")]
 }
 
 // update runs f on the stored message with the given id under the lock.
@@ -207,6 +225,8 @@ func (b *mailbox) clear() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.msgs = nil
+	b.byID = map[string]*Message{}
+	b.byMID = map[string]*Message{}
 }
 
 func (m *Message) clone() Message {

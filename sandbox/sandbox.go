@@ -127,7 +127,8 @@ type Config struct {
 	// Faults are installed at start, as if posted to /_sandbox/faults.
 	Faults []Fault
 	// MaxMessages caps the mailbox; the oldest messages are forgotten
-	// first. Defaults to 10,000.
+	// first, a tenth at a time once the mailbox is 10% over the cap.
+	// Defaults to 10,000.
 	MaxMessages int
 	// PublicURL is the base URL clients reach the sandbox at; SES event
 	// notifications name their signing certificate under it. Defaults to

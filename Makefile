@@ -1,0 +1,36 @@
+# herald — run "make help" for the targets.
+GO ?= go
+FUZZTIME ?= 20s
+
+.PHONY: help build run test lint bench fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build ./herald
+	$(GO) build -o herald ./cmd/herald
+
+run: ## run the partner simulator on 127.0.0.1:9025 (HTTP) and 127.0.0.1:2525 (SMTP)
+	$(GO) run ./cmd/herald sandbox --log-format text
+
+test: ## run every test with the race detector, then every benchmark once
+	$(GO) test -race -count=1 ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+lint: ## go vet, gofmt and staticcheck
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+bench: ## run the benchmarks (the sandbox against a bare handler)
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 20s)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean: ## remove the built binary
+	rm -f herald
