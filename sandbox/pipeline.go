@@ -180,6 +180,9 @@ func (s *Server) emit(api partnerAPI, id string, fate Fate, recipient string, co
 	if len(evs) == 0 {
 		return nil, errors.New("no recipient of the message matches")
 	}
+	if !s.hooks.hasTarget(api.partner()) {
+		return evs, nil // recorded in the mailbox; nobody to tell
+	}
 	pls, err := api.payloads(&snapshot, evs)
 	if err != nil {
 		s.log.Error("sandbox: render webhook", "partner", api.partner(), "error", err)

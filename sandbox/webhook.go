@@ -105,6 +105,13 @@ func (d *dispatcher) attemptList() []WebhookAttempt {
 	return append([]WebhookAttempt{}, d.attempts...)
 }
 
+func (d *dispatcher) hasTarget(p Partner) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.targets[p]
+	return ok
+}
+
 // after runs f once delay has passed in the sandbox's clock, unless the
 // dispatcher is closed first.
 func (d *dispatcher) after(delay time.Duration, f func()) {
