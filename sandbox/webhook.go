@@ -19,6 +19,9 @@ type payload struct {
 	// sign, when set, authenticates each attempt as it goes out (SendGrid
 	// signs the timestamp of the attempt, Postmark uses the URL's userinfo).
 	sign func(h http.Header, body []byte, now time.Time)
+	// once, when set, is never retried (Mailgun does not retry delivered
+	// notifications).
+	once bool
 }
 
 // WebhookAttempt is one POST of an event webhook, kept for inspection at
@@ -155,7 +158,7 @@ func (d *dispatcher) attempt(api partnerAPI, target, messageID string, pl payloa
 	switch {
 	case err == nil && status >= 200 && status < 300:
 		rec.Outcome = "delivered"
-	case (err == nil && api.stopsRetrying(status)) || n > len(schedule):
+	case (err == nil && api.stopsRetrying(status)) || n > len(schedule) || pl.once:
 		rec.Outcome = "gave_up"
 	default:
 		rec.Outcome = "retrying"
