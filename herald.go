@@ -1,0 +1,162 @@
+// Package herald is the domain of the herald notification service: the
+// notifications it owes, the deliveries that pay them, the attempts made on
+// each delivery, the outcome vocabulary every package shares, and the
+// contracts (Provider, stores) the other packages implement. It depends on
+// the standard library only.
+package herald
+
+import (
+	"fmt"
+	"time"
+)
+
+// Outcome is how one attempt to hand a message to a partner ended, decided
+// from the partner's whole response — never from a nil error alone.
+type Outcome string
+
+// The outcomes of an attempt.
+const (
+	// OutcomeAccepted: a 2xx in the shape the partner documents, with its
+	// message id. Accepted is not delivered.
+	OutcomeAccepted Outcome = "accepted"
+	// OutcomeRejected: a permanent refusal (validation, auth, unverified
+	// sender). Never retried on the same partner.
+	OutcomeRejected Outcome = "rejected"
+	// OutcomeThrottled: the partner's rate limit; retried after the wait it
+	// names.
+	OutcomeThrottled Outcome = "throttled"
+	// OutcomeTransient: 5xx, a refused connection, a timeout before the
+	// request was sent; retried with backoff.
+	OutcomeTransient Outcome = "transient"
+	// OutcomeUnknown: the request may have been taken but the answer was
+	// lost or unreadable (timeout after sending, 2xx with an empty or
+	// unexpected body). Never counted as success.
+	OutcomeUnknown Outcome = "unknown"
+)
+
+// Outcomes lists every outcome, for pre-creating metric series.
+var Outcomes = []Outcome{OutcomeAccepted, OutcomeRejected, OutcomeThrottled, OutcomeTransient, OutcomeUnknown}
+
+// DeliveryState is where a delivery is in its life. See
+// docs/delivery-states.md for the diagram.
+type DeliveryState string
+
+// The states of a delivery.
+const (
+	StateQueued      DeliveryState = "queued"
+	StateSending     DeliveryState = "sending"
+	StateAccepted    DeliveryState = "accepted"
+	StateDelivered   DeliveryState = "delivered"
+	StateFailed      DeliveryState = "failed"
+	StateBounced     DeliveryState = "bounced"
+	StateDropped     DeliveryState = "dropped"
+	StateUnconfirmed DeliveryState = "unconfirmed"
+)
+
+// DeliveryStates lists every state, for pre-creating metric series.
+var DeliveryStates = []DeliveryState{StateQueued, StateSending, StateAccepted, StateDelivered,
+	StateFailed, StateBounced, StateDropped, StateUnconfirmed}
+
+// transitions is the delivery state machine: from → allowed next states.
+var transitions = map[DeliveryState][]DeliveryState{
+	StateQueued:  {StateSending, StateFailed},
+	StateSending: {StateQueued, StateAccepted, StateFailed},
+	// A partner's final event, or the reconciler's deadline.
+	StateAccepted: {StateDelivered, StateBounced, StateDropped, StateUnconfirmed},
+	// An operator's retry of a failed delivery.
+	StateFailed: {StateQueued},
+	// A late confirmation wins over the reconciler's verdict.
+	StateUnconfirmed: {StateDelivered, StateBounced, StateDropped},
+}
+
+// CanMoveTo reports whether a delivery in state s may move to next.
+func (s DeliveryState) CanMoveTo(next DeliveryState) bool {
+	for _, n := range transitions[s] {
+		if n == next {
+			return true
+		}
+	}
+	return false
+}
+
+// Final reports whether s ends the delivery's sending: nothing more will be
+// attempted unless an operator retries a failed delivery.
+func (s DeliveryState) Final() bool {
+	switch s {
+	case StateDelivered, StateFailed, StateBounced, StateDropped, StateUnconfirmed:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is a known state.
+func (s DeliveryState) Valid() bool {
+	_, ok := transitions[s]
+	return ok || s == StateDelivered || s == StateBounced || s == StateDropped
+}
+
+// ErrInvalidTransition is returned when a delivery is asked to move to a
+// state its state machine does not allow from where it is.
+type ErrInvalidTransition struct {
+	From, To DeliveryState
+}
+
+func (e *ErrInvalidTransition) Error() string {
+	return fmt.Sprintf("delivery cannot move from %s to %s", e.From, e.To)
+}
+
+// Move returns nil when from may move to to, else *ErrInvalidTransition.
+func Move(from, to DeliveryState) error {
+	if !from.CanMoveTo(to) {
+		return &ErrInvalidTransition{From: from, To: to}
+	}
+	return nil
+}
+
+// Recipient is one addressee of a notification.
+type Recipient struct {
+	// Type is the channel: "email" for now.
+	Type string `json:"type"`
+	// Target is the address on that channel.
+	Target string `json:"target"`
+}
+
+// Notification is one message herald owes to its recipients.
+type Notification struct {
+	ID             string            `json:"id"`
+	IdempotencyKey string            `json:"idempotency_key,omitempty"`
+	Recipients     []Recipient       `json:"recipients"`
+	Subject        string            `json:"subject"`
+	Text           string            `json:"text"`
+	HTML           string            `json:"html,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	Deliveries     []Delivery        `json:"deliveries,omitempty"`
+}
+
+// Delivery is the debt of one notification to one recipient, and its
+// progress towards being paid.
+type Delivery struct {
+	ID             string        `json:"id"`
+	NotificationID string        `json:"notification_id"`
+	Channel        string        `json:"channel"`
+	Recipient      Recipient     `json:"recipient"`
+	State          DeliveryState `json:"state"`
+	// Reason says why the delivery is in its state, for failed and other
+	// final states.
+	Reason string `json:"reason,omitempty"`
+	// Partner is the partner of the latest attempt.
+	Partner string `json:"partner,omitempty"`
+	// PartnerMessageID is the id the accepting partner gave the message.
+	PartnerMessageID string    `json:"partner_message_id,omitempty"`
+	Attempts         int       `json:"attempt_count"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
+	// NextAttemptAt is when the next attempt is due, while queued.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// PossibleDuplicates counts attempts whose outcome was unknown and
+	// that were followed by another attempt: the recipient may have the
+	// message more than once.
+	PossibleDuplicates int       `json:"possible_duplicates"`
+	AttemptLog         []Attempt `json:"attempts,omitempty"`
+}

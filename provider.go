@@ -1,0 +1,86 @@
+package herald
+
+import (
+	"context"
+	"time"
+)
+
+// Email is one message to one recipient, as a Provider sends it.
+type Email struct {
+	From    string
+	To      string
+	Subject string
+	Text    string
+	HTML    string
+	// Metadata is the notification's metadata plus herald's correlation
+	// ids (MetaNotificationID, MetaDeliveryID), already checked with the
+	// provider's CheckMetadata.
+	Metadata map[string]string
+}
+
+// The metadata keys herald always adds, so a partner's events can be
+// matched to the delivery they are about.
+const (
+	MetaNotificationID = "herald_notification_id"
+	MetaDeliveryID     = "herald_delivery_id"
+)
+
+// Attempt is the record of one try to hand a delivery to a partner. It
+// never holds a secret: request bodies are summarized, not stored, and
+// credentials are never part of a summary.
+type Attempt struct {
+	ID         string        `json:"id"`
+	DeliveryID string        `json:"delivery_id"`
+	Number     int           `json:"number"`
+	Partner    string        `json:"partner"`
+	StartedAt  time.Time     `json:"started_at"`
+	Duration   time.Duration `json:"duration_ns"`
+	Result
+	TraceID string `json:"trace_id,omitempty"`
+}
+
+// Result is what a Provider learned from one send: the outcome decided from
+// the whole response, and the evidence for it.
+type Result struct {
+	Outcome Outcome `json:"outcome"`
+	// Reason is a short, stable, machine-readable cause ("ok",
+	// "validation", "auth", "unverified_sender", "rate_limited",
+	// "server_error", "timeout", "connection", "empty_body",
+	// "unexpected_body", "missing_message_id", …), used as a metric label.
+	Reason string `json:"reason"`
+	// Status is the HTTP status or the SMTP reply code; 0 when none came.
+	Status int `json:"status,omitempty"`
+	// MessageID is the partner's id for the accepted message.
+	MessageID string `json:"partner_message_id,omitempty"`
+	// RetryAfter is the wait the partner asked for, when it named one.
+	RetryAfter time.Duration `json:"retry_after_ns,omitempty"`
+	// RateLimit holds the partner's rate-limit headers, as sent.
+	RateLimit map[string]string `json:"rate_limit,omitempty"`
+	// Request summarizes what was sent: method, URL, sizes, metadata keys.
+	Request string `json:"request_summary,omitempty"`
+	// Response is an excerpt of the answer, at most 4 KB.
+	Response string `json:"response_excerpt,omitempty"`
+	// Error describes a failure in words, without secrets.
+	Error string `json:"error,omitempty"`
+	// PartnerSide reports a failure of the partner or of herald's account
+	// with it (auth, quota, unverified sender, outage) rather than of the
+	// message: another partner may succeed where this one failed.
+	PartnerSide bool `json:"partner_side,omitempty"`
+}
+
+// Provider hands emails to one configured partner. Implementations are safe
+// for concurrent use.
+type Provider interface {
+	// Name is the partner's configured name, e.g. "sendgrid-main".
+	Name() string
+	// Kind is the partner's kind: sendgrid, postmark, mailgun, ses, smtp.
+	Kind() string
+	// CheckMetadata reports whether md can be carried to this partner
+	// exactly. It returns an *Error with code EINVALID naming the field
+	// and the partner's rule when it cannot.
+	CheckMetadata(md map[string]string) error
+	// Send makes one attempt. It never returns success without the
+	// documented success shape and a message id; every failure is in the
+	// Result, never silent.
+	Send(ctx context.Context, e *Email) Result
+}
