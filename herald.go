@@ -160,3 +160,22 @@ type Delivery struct {
 	PossibleDuplicates int       `json:"possible_duplicates"`
 	AttemptLog         []Attempt `json:"attempts,omitempty"`
 }
+
+// The kinds of API key.
+const (
+	// KeyConfiguration may use every API: notifications, deliveries,
+	// triggers, SLOs, queries, and sending events.
+	KeyConfiguration = "configuration"
+	// KeyIngest may only send events.
+	KeyIngest = "ingest"
+)
+
+// APIKey describes an API key. The secret itself is shown once, at
+// creation, and stored only as a hash.
+type APIKey struct {
+	ID        string     `json:"id"`
+	Kind      string     `json:"kind"`
+	Name      string     `json:"name"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
