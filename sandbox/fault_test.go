@@ -12,7 +12,7 @@ import (
 func TestParseFault(t *testing.T) {
 	t.Parallel()
 	for spec, want := range map[string]sandbox.Fault{
-		"status=503":                                  {Kind: sandbox.FaultStatus, Status: 503},
+		"status=503": {Kind: sandbox.FaultStatus, Status: 503},
 		"status=429,partner=sendgrid,probability=0.5": {Kind: sandbox.FaultStatus, Status: 429, Partner: sandbox.SendGrid, Probability: 0.5},
 		"latency,delay=250ms,times=3":                 {Kind: sandbox.FaultLatency, Delay: sandbox.Duration(250 * time.Millisecond), Times: 3},
 		"kind=accept_then_fail,fate=dropped":          {Kind: sandbox.FaultAcceptThenFail, Fate: sandbox.FateDropped},
