@@ -132,6 +132,9 @@ type Notification struct {
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	CreatedAt      time.Time         `json:"created_at"`
 	Deliveries     []Delivery        `json:"deliveries,omitempty"`
+	// TraceParent is the W3C traceparent of the request that created the
+	// notification: every delivery's spans join that trace.
+	TraceParent string `json:"-"`
 }
 
 // Delivery is the debt of one notification to one recipient, and its
@@ -150,6 +153,8 @@ type Delivery struct {
 	// PartnerMessageID is the id the accepting partner gave the message.
 	PartnerMessageID string    `json:"partner_message_id,omitempty"`
 	Attempts         int       `json:"attempt_count"`
+	// LastOutcome is the outcome of the latest attempt.
+	LastOutcome Outcome `json:"last_outcome,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
 	// NextAttemptAt is when the next attempt is due, while queued.
@@ -159,6 +164,12 @@ type Delivery struct {
 	// message more than once.
 	PossibleDuplicates int       `json:"possible_duplicates"`
 	AttemptLog         []Attempt `json:"attempts,omitempty"`
+	// RoundAttempts is the number of attempts made before the current
+	// round of sending, and RoundStartedAt when it began: the retry
+	// policy's limits apply per round, and an operator's retry of a failed
+	// delivery starts a new one.
+	RoundAttempts  int       `json:"-"`
+	RoundStartedAt time.Time `json:"-"`
 }
 
 // The kinds of API key.

@@ -84,3 +84,14 @@ type Provider interface {
 	// Result, never silent.
 	Send(ctx context.Context, e *Email) Result
 }
+
+// ReasonsByOutcome lists the reasons each outcome is commonly given, so that
+// metric series can exist before the first attempt. A provider may use a
+// reason not listed here when none fits; document it in the provider.
+var ReasonsByOutcome = map[Outcome][]string{
+	OutcomeAccepted:  {"ok"},
+	OutcomeRejected:  {"validation", "auth", "forbidden", "unverified_sender", "too_large", "encode"},
+	OutcomeThrottled: {"rate_limited"},
+	OutcomeTransient: {"server_error", "timeout", "connection"},
+	OutcomeUnknown:   {"missing_message_id", "unexpected_body", "timeout_after_send", "connection_lost_after_send", "interrupted"},
+}

@@ -45,14 +45,14 @@ func (s *DB) CreateNotification(ctx context.Context, n *herald.Notification, req
 			idem = n.IdempotencyKey
 		}
 		now := n.CreatedAt.UnixNano()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO notifications (id, idempotency_key, request_hash, subject, text_body, html_body, metadata, recipients, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.ID, idem, requestHash, n.Subject, n.Text, n.HTML, string(md), string(rc), now); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO notifications (id, idempotency_key, request_hash, subject, text_body, html_body, metadata, recipients, trace_parent, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.ID, idem, requestHash, n.Subject, n.Text, n.HTML, string(md), string(rc), n.TraceParent, now); err != nil {
 			return err
 		}
 		ids := make([]string, 0, len(n.Deliveries))
 		for _, d := range n.Deliveries {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, notification_id, channel, recipient_type, recipient_target, state, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, d.ID, n.ID, d.Channel, d.Recipient.Type, d.Recipient.Target, herald.StateQueued, now, now); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, notification_id, channel, recipient_type, recipient_target, state, round_started_at, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, d.ID, n.ID, d.Channel, d.Recipient.Type, d.Recipient.Target, herald.StateQueued, now, now, now); err != nil {
 				return err
 			}
 			if err := insertTransition(ctx, tx, d.ID, "", herald.StateQueued, "created", now); err != nil {
@@ -85,8 +85,8 @@ func (s *DB) GetNotification(ctx context.Context, id string) (*herald.Notificati
 	var idem sql.NullString
 	var md, rc string
 	var created int64
-	err := s.QueryRowContext(ctx, `SELECT id, idempotency_key, subject, text_body, html_body, metadata, recipients, created_at FROM notifications WHERE id = ?`, id).
-		Scan(&n.ID, &idem, &n.Subject, &n.Text, &n.HTML, &md, &rc, &created)
+	err := s.QueryRowContext(ctx, `SELECT id, idempotency_key, subject, text_body, html_body, metadata, recipients, trace_parent, created_at FROM notifications WHERE id = ?`, id).
+		Scan(&n.ID, &idem, &n.Subject, &n.Text, &n.HTML, &md, &rc, &n.TraceParent, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, herald.Errorf(herald.ENOTFOUND, "no notification %q", id)
 	}
@@ -109,7 +109,7 @@ func (s *DB) GetNotification(ctx context.Context, id string) (*herald.Notificati
 }
 
 const deliveryColumns = `id, notification_id, channel, recipient_type, recipient_target, state, reason, partner, partner_message_id,
-	attempts, possible_duplicates, next_attempt_at, created_at, updated_at`
+	attempts, last_outcome, possible_duplicates, next_attempt_at, round_attempts, round_started_at, created_at, updated_at`
 
 func (s *DB) queryDeliveries(ctx context.Context, where string, args ...any) ([]herald.Delivery, error) {
 	return queryDeliveries(ctx, s.DB, where, args...)
@@ -129,12 +129,13 @@ func queryDeliveries(ctx context.Context, q querier, where string, args ...any) 
 	for rows.Next() {
 		var d herald.Delivery
 		var next sql.NullInt64
-		var created, updated int64
+		var created, updated, round int64
 		if err := rows.Scan(&d.ID, &d.NotificationID, &d.Channel, &d.Recipient.Type, &d.Recipient.Target, &d.State, &d.Reason,
-			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.PossibleDuplicates, &next, &created, &updated); err != nil {
+			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.LastOutcome, &d.PossibleDuplicates, &next, &d.RoundAttempts, &round, &created, &updated); err != nil {
 			return nil, fmt.Errorf("sqlstore: query deliveries: %w", err)
 		}
 		d.CreatedAt = time.Unix(0, created).UTC()
+		d.RoundStartedAt = time.Unix(0, round).UTC()
 		d.UpdatedAt = time.Unix(0, updated).UTC()
 		if next.Valid {
 			t := time.Unix(0, next.Int64).UTC()
@@ -243,8 +244,8 @@ type Change struct {
 var ErrNoChange = errors.New("no change")
 
 // Update loads the delivery with id inside a transaction, lets decide
-// mutate its fields (Reason, Partner, PartnerMessageID, Attempts,
-// PossibleDuplicates, NextAttemptAt) and return the Change to write, and
+// mutate its fields (Reason, Partner, PartnerMessageID, Attempts, LastOutcome,
+// PossibleDuplicates, NextAttemptAt, RoundAttempts, RoundStartedAt) and return the Change to write, and
 // writes it all or nothing. A transition the state machine forbids is an
 // *herald.ErrInvalidTransition. Returns ENOTFOUND when there is no delivery.
 func (s *DB) Update(ctx context.Context, id string, decide func(d *herald.Delivery) (Change, error)) (*herald.Delivery, error) {
@@ -278,9 +279,10 @@ func (s *DB) Update(ctx context.Context, id string, decide func(d *herald.Delive
 		if d.NextAttemptAt != nil {
 			next = d.NextAttemptAt.UnixNano()
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, reason = ?, partner = ?, partner_message_id = ?, attempts = ?,
-			possible_duplicates = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?`,
-			d.State, d.Reason, d.Partner, d.PartnerMessageID, d.Attempts, d.PossibleDuplicates, next, now, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, reason = ?, partner = ?, partner_message_id = ?, attempts = ?, last_outcome = ?,
+			possible_duplicates = ?, next_attempt_at = ?, round_attempts = ?, round_started_at = ?, updated_at = ? WHERE id = ?`,
+			d.State, d.Reason, d.Partner, d.PartnerMessageID, d.Attempts, d.LastOutcome, d.PossibleDuplicates, next, d.RoundAttempts,
+			d.RoundStartedAt.UnixNano(), now, id); err != nil {
 			return err
 		}
 		if a := c.Attempt; a != nil {

@@ -18,6 +18,7 @@ CREATE TABLE notifications (
     html_body       TEXT NOT NULL,
     metadata        TEXT NOT NULL,   -- JSON object of strings
     recipients      TEXT NOT NULL,   -- JSON array of {type, target}
+    trace_parent    TEXT NOT NULL,   -- W3C traceparent of the request that created it
     created_at      INTEGER NOT NULL
 );
 
@@ -32,8 +33,11 @@ CREATE TABLE deliveries (
     partner             TEXT NOT NULL DEFAULT '',
     partner_message_id  TEXT NOT NULL DEFAULT '',
     attempts            INTEGER NOT NULL DEFAULT 0,
+    last_outcome        TEXT NOT NULL DEFAULT '',
     possible_duplicates INTEGER NOT NULL DEFAULT 0,
     next_attempt_at     INTEGER,
+    round_attempts      INTEGER NOT NULL DEFAULT 0, -- attempts before the current round (an operator's retry starts one)
+    round_started_at    INTEGER NOT NULL,
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL
 );
