@@ -151,12 +151,12 @@ type Delivery struct {
 	// Partner is the partner of the latest attempt.
 	Partner string `json:"partner,omitempty"`
 	// PartnerMessageID is the id the accepting partner gave the message.
-	PartnerMessageID string    `json:"partner_message_id,omitempty"`
-	Attempts         int       `json:"attempt_count"`
+	PartnerMessageID string `json:"partner_message_id,omitempty"`
+	Attempts         int    `json:"attempt_count"`
 	// LastOutcome is the outcome of the latest attempt.
-	LastOutcome Outcome `json:"last_outcome,omitempty"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	LastOutcome Outcome   `json:"last_outcome,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 	// NextAttemptAt is when the next attempt is due, while queued.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	// PossibleDuplicates counts attempts whose outcome was unknown and

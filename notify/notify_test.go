@@ -310,7 +310,9 @@ func TestFailoverToTheNextPartnerOnAPartnerSideRefusal(t *testing.T) {
 func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{
-		sandbox: func(c *sandbox.Config) { c.Faults = []sandbox.Fault{{Kind: sandbox.FaultStatus, Status: 503, Times: 3}} },
+		sandbox: func(c *sandbox.Config) {
+			c.Faults = []sandbox.Fault{{Kind: sandbox.FaultStatus, Status: 503, Times: 3}}
+		},
 		breaker: notify.BreakerConfig{Failures: 3, Cooldown: time.Minute},
 		policy:  notify.RetryPolicy{Base: time.Second},
 	})
