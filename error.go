@@ -8,7 +8,8 @@ import (
 // Error codes, mapped to HTTP statuses in one table at the edge (package
 // server).
 const (
-	EINVALID      = "invalid"      // the request is malformed or breaks a rule
+	EMALFORMED    = "malformed"    // the request body cannot be parsed
+	EINVALID      = "invalid"      // the request breaks a rule
 	EUNAUTHORIZED = "unauthorized" // no key, or an unknown or revoked key
 	EFORBIDDEN    = "forbidden"    // the key may not do this
 	ENOTFOUND     = "not_found"    // the resource does not exist

@@ -36,6 +36,8 @@ Usage:
   herald <command> [flags]
 
 Commands:
+  serve     run herald: the API, the state store and the delivery workers
+  keys      create, list and revoke API keys
   sandbox   run the email partner simulator (SendGrid, Postmark, Mailgun, SES, SMTP)
   version   print the version
   help      print this help
@@ -52,6 +54,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("a command is required")
 	}
 	switch cmd, rest := args[1], args[2:]; cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "sandbox":
 		return runSandbox(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":

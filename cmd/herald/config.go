@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is herald serve's configuration file. See docs/configuration.md.
+type Config struct {
+	// Listen is the HTTP address. Defaults to ":8080".
+	Listen string `yaml:"listen"`
+	// DataDir holds the state database. Defaults to "./herald-data".
+	DataDir   string          `yaml:"data_dir"`
+	LogLevel  string          `yaml:"log_level"`
+	LogFormat string          `yaml:"log_format"`
+	Partners  []PartnerConfig `yaml:"partners"`
+	// Channels maps a channel to its partners' names in failover order.
+	Channels map[string][]string `yaml:"channels"`
+	Webhooks struct {
+		AllowNetworks []string `yaml:"allow_networks"`
+	} `yaml:"webhooks"`
+	Delivery DeliveryConfig `yaml:"delivery"`
+}
+
+// PartnerConfig is one partner. Which credential fields apply depends on
+// Kind; the others must be empty.
+type PartnerConfig struct {
+	Name    string   `yaml:"name"`
+	Kind    string   `yaml:"kind"`
+	BaseURL string   `yaml:"base_url"`
+	From    string   `yaml:"from"`
+	Timeout Duration `yaml:"timeout"`
+	// ConfirmWithin and WebhookPublicKey configure proof of delivery
+	// through the partner's event webhook (a later release); they are
+	// validated and kept.
+	ConfirmWithin    Duration `yaml:"confirm_within"`
+	WebhookPublicKey string   `yaml:"webhook_public_key"`
+
+	APIKey           string `yaml:"api_key"`           // sendgrid, mailgun
+	ServerToken      string `yaml:"server_token"`      // postmark
+	MessageStream    string `yaml:"message_stream"`    // postmark
+	Domain           string `yaml:"domain"`            // mailgun
+	Region           string `yaml:"region"`            // ses
+	AccessKeyID      string `yaml:"access_key_id"`     // ses
+	SecretAccessKey  string `yaml:"secret_access_key"` // ses
+	ConfigurationSet string `yaml:"configuration_set"` // ses
+	Host             string `yaml:"host"`              // smtp
+	Port             int    `yaml:"port"`              // smtp
+	Username         string `yaml:"username"`          // smtp
+	Password         string `yaml:"password"`          // smtp
+	TLS              string `yaml:"tls"`               // smtp: starttls (default), tls, none
+}
+
+// DeliveryConfig tunes retries and the workers.
+type DeliveryConfig struct {
+	MaxAttempts     int      `yaml:"max_attempts"`
+	MaxAge          Duration `yaml:"max_age"`
+	BackoffBase     Duration `yaml:"backoff_base"`
+	BackoffCap      Duration `yaml:"backoff_cap"`
+	AttemptTimeout  Duration `yaml:"attempt_timeout"`
+	Workers         int      `yaml:"workers"`
+	BreakerFailures int      `yaml:"breaker_failures"`
+	BreakerCooldown Duration `yaml:"breaker_cooldown"`
+}
+
+// Duration reads "90s", "15m", "2h".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 30s or 15m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// loadConfig reads the YAML file at path (none when path is empty),
+// expanding ${VAR} from getenv, refusing unknown keys, then applies the
+// HERALD_* environment overrides and validates. Errors name the key.
+func loadConfig(path string, getenv func(string) string) (*Config, error) {
+	var c Config
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		var missing []string
+		expanded := envRef.ReplaceAllStringFunc(string(raw), func(ref string) string {
+			name := envRef.FindStringSubmatch(ref)[1]
+			v := getenv(name)
+			if v == "" {
+				missing = append(missing, name)
+			}
+			return yamlQuote(v)
+		})
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("config %s: environment variables not set: %s", path, strings.Join(slices.Compact(missing), ", "))
+		}
+		dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty configuration
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	for env, field := range map[string]*string{"HERALD_LISTEN": &c.Listen, "HERALD_DATA_DIR": &c.DataDir,
+		"HERALD_LOG_LEVEL": &c.LogLevel, "HERALD_LOG_FORMAT": &c.LogFormat} {
+		if v := getenv(env); v != "" {
+			*field = v
+		}
+	}
+	c.withDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// yamlQuote returns v as a YAML double-quoted scalar body, so an expanded
+// secret can never change the document's structure.
+func yamlQuote(v string) string {
+	var b strings.Builder
+	for _, r := range v {
+		switch r {
+		case '"', '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func (c *Config) withDefaults() {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./herald-data"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "json"
+	}
+}
+
+var partnerKinds = []string{"sendgrid", "postmark", "mailgun", "ses", "smtp"}
+
+func (c *Config) validate() error {
+	names := map[string]bool{}
+	for i, p := range c.Partners {
+		at := fmt.Sprintf("partners[%d]", i)
+		if p.Name == "" {
+			return fmt.Errorf("config: %s.name is required", at)
+		}
+		at = fmt.Sprintf("partners[%d] (%s)", i, p.Name)
+		if names[p.Name] {
+			return fmt.Errorf("config: %s.name: %q is used twice", at, p.Name)
+		}
+		names[p.Name] = true
+		if !slices.Contains(partnerKinds, p.Kind) {
+			return fmt.Errorf("config: %s.kind: %q is not one of %s", at, p.Kind, strings.Join(partnerKinds, ", "))
+		}
+		if p.From == "" {
+			return fmt.Errorf("config: %s.from is required", at)
+		}
+		required := map[string][]string{
+			"sendgrid": {"api_key"}, "postmark": {"server_token"}, "mailgun": {"api_key", "domain"},
+			"ses": {"region", "access_key_id", "secret_access_key"}, "smtp": {"host"},
+		}[p.Kind]
+		fields := p.credentialFields()
+		for _, f := range required {
+			if fields[f] == "" {
+				return fmt.Errorf("config: %s.%s is required for kind %s", at, f, p.Kind)
+			}
+		}
+		allowed := append(required, map[string][]string{"postmark": {"message_stream"}, "ses": {"configuration_set"},
+			"smtp": {"port", "username", "password", "tls"}}[p.Kind]...)
+		for f, v := range fields {
+			if v != "" && v != "0" && !slices.Contains(allowed, f) {
+				return fmt.Errorf("config: %s.%s does not apply to kind %s", at, f, p.Kind)
+			}
+		}
+		if p.Kind == "smtp" && p.TLS != "" && !slices.Contains([]string{"starttls", "tls", "none"}, p.TLS) {
+			return fmt.Errorf("config: %s.tls: want starttls, tls or none, got %q", at, p.TLS)
+		}
+	}
+	for ch, list := range c.Channels {
+		if ch != "email" {
+			return fmt.Errorf("config: channels.%s: unknown channel (want email)", ch)
+		}
+		if len(list) == 0 {
+			return fmt.Errorf("config: channels.%s: list at least one partner", ch)
+		}
+		for _, n := range list {
+			if !names[n] {
+				return fmt.Errorf("config: channels.%s: no partner named %q", ch, n)
+			}
+		}
+	}
+	if _, err := newLogger(os.Stderr, c.LogLevel, c.LogFormat); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	d := c.Delivery
+	if d.MaxAttempts < 0 || d.Workers < 0 || d.BreakerFailures < 0 {
+		return errors.New("config: delivery: max_attempts, workers and breaker_failures must not be negative")
+	}
+	return nil
+}
+
+func (p PartnerConfig) credentialFields() map[string]string {
+	port := ""
+	if p.Port != 0 {
+		port = fmt.Sprint(p.Port)
+	}
+	return map[string]string{"api_key": p.APIKey, "server_token": p.ServerToken, "message_stream": p.MessageStream,
+		"domain": p.Domain, "region": p.Region, "access_key_id": p.AccessKeyID, "secret_access_key": p.SecretAccessKey,
+		"configuration_set": p.ConfigurationSet, "host": p.Host, "port": port, "username": p.Username,
+		"password": p.Password, "tls": p.TLS}
+}

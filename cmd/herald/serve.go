@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"herald"
+	"herald/clock"
+	"herald/notify"
+	"herald/provider"
+	"herald/provider/sendgrid"
+	"herald/queue"
+	"herald/sandbox"
+	"herald/server"
+	"herald/sqlstore"
+	"herald/telemetry"
+)
+
+const serveUsage = `Usage: herald serve [flags]
+
+Runs herald: the HTTP API, the state store and the delivery workers. With no
+partner configured, it starts the built-in sandbox as its email partner, so a
+notification travels the whole path with no credentials.
+
+Configuration comes from a YAML file (--config or HERALD_CONFIG; see
+docs/configuration.md), then HERALD_LISTEN, HERALD_DATA_DIR, HERALD_LOG_LEVEL,
+HERALD_LOG_FORMAT, then these flags. HERALD_API_KEY, when set, is accepted as
+a configuration key. Tracing is exported over OTLP when the standard
+OTEL_EXPORTER_OTLP_* variables are set.
+
+Flags:
+`
+
+// runServe is `herald serve`.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), serveUsage); fs.PrintDefaults() }
+	configPath := fs.String("config", getenv("HERALD_CONFIG"), "YAML configuration `file`")
+	listen := fs.String("listen", "", "HTTP `address` (default :8080)")
+	dataDir := fs.String("data-dir", "", "`directory` for herald's data (default ./herald-data)")
+	logLevel := fs.String("log-level", "", "log `level`: debug, info, warn or error (default info)")
+	logFormat := fs.String("log-format", "", "log `format`: json or text (default json)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	for flagValue, field := range map[*string]*string{listen: &cfg.Listen, dataDir: &cfg.DataDir, logLevel: &cfg.LogLevel, logFormat: &cfg.LogFormat} {
+		if *flagValue != "" {
+			*field = *flagValue
+		}
+	}
+	base, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	log := slog.New(telemetry.LogHandler(base.Handler()))
+	return serve(ctx, cfg, getenv, stdout, log)
+}
+
+func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
+	tracing, err := telemetry.Setup(ctx, "herald", buildVersion(), getenv)
+	if err != nil {
+		return err
+	}
+	defer tracing.Shutdown(context.WithoutCancel(ctx))
+
+	db, err := sqlstore.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), clock.Real())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := queue.Migrate(ctx, db.DB); err != nil {
+		return err
+	}
+	if err := bootstrapKey(ctx, db, getenv, stdout, log); err != nil {
+		return err
+	}
+
+	if len(cfg.Partners) == 0 {
+		sb, err := sandbox.Listen(ctx, sandbox.Config{Logger: log.With("component", "sandbox")}, "127.0.0.1:0", "")
+		if err != nil {
+			return fmt.Errorf("serve: start the built-in sandbox: %w", err)
+		}
+		defer sb.Close()
+		cfg.Partners = []PartnerConfig{{Name: "sandbox", Kind: "sendgrid", APIKey: "SG.sandbox", BaseURL: sb.URL, From: "herald@example.com"}}
+		log.Warn("no partner is configured: the built-in sandbox is the email partner; nothing leaves this machine",
+			"sandbox_url", sb.URL, "mailbox", sb.URL+"/_sandbox/messages")
+	}
+	partners, err := buildPartners(cfg.Partners, tracing)
+	if err != nil {
+		return err
+	}
+	channels := map[string][]herald.Provider{}
+	if len(cfg.Channels) == 0 {
+		channels["email"] = partners
+	}
+	for ch, names := range cfg.Channels {
+		for _, n := range names {
+			for _, p := range partners {
+				if p.Name() == n {
+					channels[ch] = append(channels[ch], p)
+				}
+			}
+		}
+	}
+	for _, p := range cfg.Partners {
+		if p.ConfirmWithin != 0 || p.WebhookPublicKey != "" {
+			log.Warn("confirm_within and webhook_public_key are kept but not used yet: proof of delivery through partner events comes in a later release", "partner", p.Name)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	inserter, err := queue.NewInserter(db.DB, log)
+	if err != nil {
+		return err
+	}
+	d := cfg.Delivery
+	svc, err := notify.New(notify.Config{
+		Store: db, Enqueue: inserter.EnqueueTx, Channels: channels,
+		Policy: notify.RetryPolicy{MaxAttempts: d.MaxAttempts, MaxAge: time.Duration(d.MaxAge),
+			Base: time.Duration(d.BackoffBase), Cap: time.Duration(d.BackoffCap)},
+		Breaker:        notify.BreakerConfig{Failures: d.BreakerFailures, Cooldown: time.Duration(d.BreakerCooldown)},
+		AttemptTimeout: time.Duration(d.AttemptTimeout),
+		TracerProvider: tracing.Provider, Metrics: notify.NewMetrics(reg), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	jobTimeout := max(time.Duration(d.AttemptTimeout), 30*time.Second)*time.Duration(max(len(partners), 1)) + 10*time.Second
+	workers, err := queue.NewWorkers(db.DB, svc, queue.Config{Workers: d.Workers, JobTimeout: jobTimeout,
+		PollInterval: 50 * time.Millisecond, Logger: log.With("component", "queue")})
+	if err != nil {
+		return err
+	}
+
+	handler := server.NewServer(server.Deps{
+		Logger: log, Keys: db, Notifier: svc, Reader: db, TracerProvider: tracing.Provider,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
+	})
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: listen: %w", err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if err := workers.Start(ctx); err != nil {
+		l.Close()
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	names := make([]string, 0, len(partners))
+	for _, p := range channels["email"] {
+		names = append(names, p.Name())
+	}
+	log.Info("herald listening", "addr", l.Addr().String(), "data_dir", cfg.DataDir, "email_partners", names,
+		"tracing_exported", tracing.Exporting, "version", buildVersion())
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("herald stopping: finishing in-flight attempts")
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err = errors.Join(srv.Shutdown(stopCtx), workers.Stop(stopCtx))
+	log.Info("herald stopped")
+	return err
+}
+
+// bootstrapKey makes sure the API can be used: HERALD_API_KEY becomes a
+// configuration key; with neither that nor any key, one is created and
+// printed once.
+func bootstrapKey(ctx context.Context, db *sqlstore.DB, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
+	if secret := getenv("HERALD_API_KEY"); secret != "" {
+		k, err := db.ImportAPIKey(ctx, herald.KeyConfiguration, "HERALD_API_KEY", secret)
+		if err != nil {
+			return fmt.Errorf("serve: HERALD_API_KEY: %w", err)
+		}
+		log.Info("HERALD_API_KEY accepted as a configuration key", "key_id", k.ID)
+		return nil
+	}
+	keys, err := db.ListAPIKeys(ctx)
+	if err != nil || len(keys) > 0 {
+		return err
+	}
+	k, secret, err := db.CreateAPIKey(ctx, herald.KeyConfiguration, "first key")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Created a configuration API key. It is shown only this once; keep it:\n\n    %s\n\nSend it as X-Honeycomb-Team or Authorization: Bearer. Manage keys with \"herald keys\".\n", secret)
+	log.Info("created the first configuration API key", "key_id", k.ID)
+	return nil
+}
+
+// buildPartners makes a Provider for each configured partner.
+func buildPartners(list []PartnerConfig, tracing *telemetry.Tracing) ([]herald.Provider, error) {
+	var out []herald.Provider
+	for _, pc := range list {
+		timeout := time.Duration(pc.Timeout)
+		if timeout == 0 {
+			timeout = 10 * time.Second
+		}
+		var p herald.Provider
+		var err error
+		switch pc.Kind {
+		case "sendgrid":
+			p, err = sendgrid.New(sendgrid.Config{Name: pc.Name, APIKey: pc.APIKey, BaseURL: pc.BaseURL, From: pc.From,
+				Timeout: timeout, HTTPClient: providerClient(timeout, tracing)})
+		default:
+			err = fmt.Errorf("partner %s: kind %s is not supported by this build", pc.Name, pc.Kind)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func providerClient(timeout time.Duration, tracing *telemetry.Tracing) *http.Client {
+	return provider.NewHTTPClient(timeout, tracing.Provider)
+}
