@@ -170,6 +170,10 @@ type Delivery struct {
 	// delivery starts a new one.
 	RoundAttempts  int       `json:"-"`
 	RoundStartedAt time.Time `json:"-"`
+	// LeaseUntil is, while sending, when the worker making the attempt
+	// gives up its claim: a delivery still sending after that was
+	// interrupted by its worker's death.
+	LeaseUntil *time.Time `json:"-"`
 }
 
 // The kinds of API key.

@@ -29,9 +29,9 @@ import (
 // outcome is retried (docs/adr/0004), and the retry is counted as a
 // possible duplicate.
 func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration, error) {
-	d, n, interrupted, err := s.begin(ctx, deliveryID)
+	d, n, interrupted, wait, err := s.begin(ctx, deliveryID)
 	if err != nil || d == nil {
-		return 0, err
+		return wait, err
 	}
 	ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": n.TraceParent})
 	ctx, span := s.tracer.Start(ctx, "notify.Deliver", trace.WithAttributes(
@@ -77,7 +77,7 @@ func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration
 	}
 	// Every partner's breaker is open: wait for the first to let a probe
 	// through, unless the round is over.
-	wait := reopen.Sub(s.clock.Now())
+	wait = reopen.Sub(s.clock.Now())
 	fin, err := s.cfg.Store.Update(ctx, d.ID, func(cur *herald.Delivery) (sqlstore.Change, error) {
 		if cur.State != herald.StateSending {
 			return sqlstore.Change{}, sqlstore.ErrNoChange
@@ -87,7 +87,7 @@ func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration
 			return sqlstore.Change{To: herald.StateFailed, Cause: cur.Reason}, nil
 		}
 		at := s.clock.Now().Add(wait)
-		cur.NextAttemptAt = &at
+		cur.NextAttemptAt, cur.LeaseUntil = &at, nil
 		return sqlstore.Change{To: herald.StateQueued, Cause: "every partner's circuit breaker is open"}, nil
 	})
 	if err != nil {
@@ -101,22 +101,33 @@ func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration
 	return max(wait, time.Millisecond), nil
 }
 
-// begin moves a queued delivery to sending. A delivery found already
-// sending was interrupted mid-attempt (its process died): that attempt is
-// recorded as unknown, so the next one counts as a possible duplicate. It
-// returns a nil delivery when there is nothing to do.
-func (s *Service) begin(ctx context.Context, id string) (*herald.Delivery, *herald.Notification, bool, error) {
+// begin claims a delivery for one attempt: a due queued delivery moves to
+// sending under a lease. A delivery found sending with an expired lease was
+// interrupted mid-attempt (its worker died): that attempt is recorded as
+// unknown, so the next one counts as a possible duplicate. A delivery not yet
+// due, or leased by another worker, is left alone and the wait returned.
+// It returns a nil delivery when there is nothing to do now.
+func (s *Service) begin(ctx context.Context, id string) (*herald.Delivery, *herald.Notification, bool, time.Duration, error) {
 	interrupted := false
+	var wait time.Duration
+	now := s.clock.Now()
+	lease := now.Add(s.cfg.AttemptTimeout*time.Duration(max(len(s.cfg.Channels["email"]), 1)) + leaseMargin)
 	d, err := s.cfg.Store.Update(ctx, id, func(d *herald.Delivery) (sqlstore.Change, error) {
-		switch d.State {
-		case herald.StateQueued:
-			d.NextAttemptAt = nil
+		switch {
+		case d.State == herald.StateQueued && d.NextAttemptAt != nil && d.NextAttemptAt.After(now):
+			wait = d.NextAttemptAt.Sub(now) // an early job: keep the backoff
+			return sqlstore.Change{}, sqlstore.ErrNoChange
+		case d.State == herald.StateQueued:
+			d.NextAttemptAt, d.LeaseUntil = nil, &lease
 			return sqlstore.Change{To: herald.StateSending, Cause: fmt.Sprintf("attempt %d", d.Attempts+1)}, nil
-		case herald.StateSending:
+		case d.State == herald.StateSending && d.LeaseUntil != nil && d.LeaseUntil.After(now):
+			wait = d.LeaseUntil.Sub(now) // another worker is on it
+			return sqlstore.Change{}, sqlstore.ErrNoChange
+		case d.State == herald.StateSending:
 			interrupted = true
 			d.Attempts++
 			d.LastOutcome = herald.OutcomeUnknown
-			now := s.clock.Now()
+			d.LeaseUntil = &lease
 			return sqlstore.Change{Cause: "interrupted", Attempt: &herald.Attempt{
 				ID: herald.NewID("att_", now), DeliveryID: d.ID, Number: d.Attempts, Partner: d.Partner, StartedAt: now,
 				Result: herald.Result{Outcome: herald.OutcomeUnknown, Reason: "interrupted",
@@ -126,20 +137,23 @@ func (s *Service) begin(ctx context.Context, id string) (*herald.Delivery, *hera
 		return sqlstore.Change{}, sqlstore.ErrNoChange
 	})
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, false, 0, err
 	}
-	if d.State != herald.StateSending {
-		return nil, nil, false, nil // accepted, failed or gone further: never sent again
+	if d.State != herald.StateSending || wait > 0 {
+		return nil, nil, false, wait, nil // accepted, failed, not due, or someone else's
 	}
 	if interrupted {
 		s.log.WarnContext(ctx, "delivery interrupted mid-attempt; retrying", "delivery_id", id, "partner", d.Partner)
 	}
 	n, err := s.cfg.Store.GetNotification(ctx, d.NotificationID)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, false, 0, err
 	}
-	return d, n, interrupted, nil
+	return d, n, interrupted, 0, nil
 }
+
+// leaseMargin is added to the longest a job's attempts can take.
+const leaseMargin = 2 * time.Second
 
 // attempt makes one send through p and returns its result and record.
 func (s *Service) attempt(ctx context.Context, p herald.Provider, d *herald.Delivery, n *herald.Notification) (herald.Result, *herald.Attempt) {
@@ -207,6 +221,9 @@ func (s *Service) record(ctx context.Context, d *herald.Delivery, a *herald.Atte
 		}
 		cur.Attempts = a.Number
 		cur.Partner = a.Partner
+		if r.Outcome != herald.OutcomeRejected || !r.PartnerSide || lastPartner {
+			cur.LeaseUntil = nil // this job is done with it
+		}
 		if cur.LastOutcome == herald.OutcomeUnknown {
 			cur.PossibleDuplicates++ // the previous attempt may have reached the partner
 			s.metrics.duplicates.WithLabelValues(cur.Channel).Inc()

@@ -477,3 +477,33 @@ func TestInterruptedAttemptIsRecordedAsUnknown(t *testing.T) {
 	require.Equal(t, herald.OutcomeUnknown, d.AttemptLog[0].Outcome)
 	require.Equal(t, 1, d.PossibleDuplicates)
 }
+
+func TestExtraJobsAreHarmless(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{sandbox: func(c *sandbox.Config) {
+		c.Faults = []sandbox.Fault{{Kind: sandbox.FaultStatus, Status: 503, Times: 1}}
+	}})
+	id := b.create(t, nil)
+	wait, err := b.svc.Deliver(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, 1500*time.Millisecond, wait)
+
+	// A second job for the same delivery, before it is due, keeps the backoff.
+	b.clock.Advance(time.Second)
+	early, err := b.svc.Deliver(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, 500*time.Millisecond, early)
+	require.Len(t, b.delivery(t, id).AttemptLog, 1, "no attempt before it is due")
+
+	// A job for a delivery another worker is sending waits for its lease.
+	lease := b.clock.Now().Add(time.Minute)
+	_, err = b.db.Update(context.Background(), id, func(d *herald.Delivery) (sqlstore.Change, error) {
+		d.LeaseUntil, d.NextAttemptAt = &lease, nil
+		return sqlstore.Change{To: herald.StateSending, Cause: "another worker"}, nil
+	})
+	require.NoError(t, err)
+	held, err := b.svc.Deliver(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, time.Minute, held)
+	require.Len(t, b.delivery(t, id).AttemptLog, 1)
+}

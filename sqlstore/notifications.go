@@ -109,7 +109,7 @@ func (s *DB) GetNotification(ctx context.Context, id string) (*herald.Notificati
 }
 
 const deliveryColumns = `id, notification_id, channel, recipient_type, recipient_target, state, reason, partner, partner_message_id,
-	attempts, last_outcome, possible_duplicates, next_attempt_at, round_attempts, round_started_at, created_at, updated_at`
+	attempts, last_outcome, possible_duplicates, next_attempt_at, lease_until, round_attempts, round_started_at, created_at, updated_at`
 
 func (s *DB) queryDeliveries(ctx context.Context, where string, args ...any) ([]herald.Delivery, error) {
 	return queryDeliveries(ctx, s.DB, where, args...)
@@ -128,19 +128,16 @@ func queryDeliveries(ctx context.Context, q querier, where string, args ...any) 
 	out := []herald.Delivery{}
 	for rows.Next() {
 		var d herald.Delivery
-		var next sql.NullInt64
+		var next, lease sql.NullInt64
 		var created, updated, round int64
 		if err := rows.Scan(&d.ID, &d.NotificationID, &d.Channel, &d.Recipient.Type, &d.Recipient.Target, &d.State, &d.Reason,
-			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.LastOutcome, &d.PossibleDuplicates, &next, &d.RoundAttempts, &round, &created, &updated); err != nil {
+			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.LastOutcome, &d.PossibleDuplicates, &next, &lease, &d.RoundAttempts, &round, &created, &updated); err != nil {
 			return nil, fmt.Errorf("sqlstore: query deliveries: %w", err)
 		}
 		d.CreatedAt = time.Unix(0, created).UTC()
 		d.RoundStartedAt = time.Unix(0, round).UTC()
 		d.UpdatedAt = time.Unix(0, updated).UTC()
-		if next.Valid {
-			t := time.Unix(0, next.Int64).UTC()
-			d.NextAttemptAt = &t
-		}
+		d.NextAttemptAt, d.LeaseUntil = nullTime(next), nullTime(lease)
 		out = append(out, d)
 	}
 	return out, rows.Err()
@@ -245,7 +242,7 @@ var ErrNoChange = errors.New("no change")
 
 // Update loads the delivery with id inside a transaction, lets decide
 // mutate its fields (Reason, Partner, PartnerMessageID, Attempts, LastOutcome,
-// PossibleDuplicates, NextAttemptAt, RoundAttempts, RoundStartedAt) and return the Change to write, and
+// PossibleDuplicates, NextAttemptAt, LeaseUntil, RoundAttempts, RoundStartedAt) and return the Change to write, and
 // writes it all or nothing. A transition the state machine forbids is an
 // *herald.ErrInvalidTransition. Returns ENOTFOUND when there is no delivery.
 func (s *DB) Update(ctx context.Context, id string, decide func(d *herald.Delivery) (Change, error)) (*herald.Delivery, error) {
@@ -275,13 +272,16 @@ func (s *DB) Update(ctx context.Context, id string, decide func(d *herald.Delive
 				return err
 			}
 		}
-		var next any
+		var next, lease any
 		if d.NextAttemptAt != nil {
 			next = d.NextAttemptAt.UnixNano()
 		}
+		if d.LeaseUntil != nil {
+			lease = d.LeaseUntil.UnixNano()
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, reason = ?, partner = ?, partner_message_id = ?, attempts = ?, last_outcome = ?,
-			possible_duplicates = ?, next_attempt_at = ?, round_attempts = ?, round_started_at = ?, updated_at = ? WHERE id = ?`,
-			d.State, d.Reason, d.Partner, d.PartnerMessageID, d.Attempts, d.LastOutcome, d.PossibleDuplicates, next, d.RoundAttempts,
+			possible_duplicates = ?, next_attempt_at = ?, lease_until = ?, round_attempts = ?, round_started_at = ?, updated_at = ? WHERE id = ?`,
+			d.State, d.Reason, d.Partner, d.PartnerMessageID, d.Attempts, d.LastOutcome, d.PossibleDuplicates, next, lease, d.RoundAttempts,
 			d.RoundStartedAt.UnixNano(), now, id); err != nil {
 			return err
 		}
@@ -345,4 +345,38 @@ type Transition struct {
 	To    herald.DeliveryState `json:"to"`
 	Cause string               `json:"cause"`
 	At    time.Time            `json:"at"`
+}
+
+func nullTime(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := time.Unix(0, v.Int64).UTC()
+	return &t
+}
+
+// RequeueUnfinished enqueues a job for every delivery that a stopped
+// process may have left without a live one: those sending (their attempt was
+// interrupted) and those queued and due. Jobs are idempotent — a delivery
+// is only ever attempted by the worker holding its lease — so a job too
+// many costs one no-op. It returns how many it enqueued.
+func (s *DB) RequeueUnfinished(ctx context.Context, enqueue EnqueueFunc) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ds, err := queryDeliveries(ctx, tx, `WHERE state = ? OR (state = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?))`,
+			herald.StateSending, herald.StateQueued, s.now())
+		if err != nil || len(ds) == 0 {
+			return err
+		}
+		ids := make([]string, len(ds))
+		for i, d := range ds {
+			ids[i] = d.ID
+		}
+		n = len(ids)
+		return enqueue(ctx, tx, ids)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: requeue unfinished deliveries: %w", err)
+	}
+	return n, nil
 }

@@ -164,6 +164,14 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	requeued, err := db.RequeueUnfinished(ctx, inserter.EnqueueTx)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if requeued > 0 {
+		log.Info("requeued deliveries a previous run left unfinished", "deliveries", requeued)
+	}
 	if err := workers.Start(ctx); err != nil {
 		l.Close()
 		return err

@@ -36,6 +36,7 @@ CREATE TABLE deliveries (
     last_outcome        TEXT NOT NULL DEFAULT '',
     possible_duplicates INTEGER NOT NULL DEFAULT 0,
     next_attempt_at     INTEGER,
+    lease_until         INTEGER,  -- while sending: the attempt's owner holds it until then
     round_attempts      INTEGER NOT NULL DEFAULT 0, -- attempts before the current round (an operator's retry starts one)
     round_started_at    INTEGER NOT NULL,
     created_at          INTEGER NOT NULL,
