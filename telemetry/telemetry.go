@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -39,9 +40,13 @@ func (t *Tracing) Shutdown(ctx context.Context) error { return t.shutdown(ctx) }
 func Setup(ctx context.Context, service, version string, getenv func(string) string) (*Tracing, error) {
 	res := resource.NewSchemaless(semconv.ServiceName(service), semconv.ServiceVersion(version))
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	exporting := getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); endpoint == "" && base != "" {
+		endpoint = strings.TrimRight(base, "/") + "/v1/traces"
+	}
+	exporting := endpoint != ""
 	if exporting && getenv("OTEL_TRACES_EXPORTER") != "none" {
-		exp, err := otlptracehttp.New(ctx)
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
 		}

@@ -22,14 +22,23 @@ import (
 type logLines struct {
 	mu    sync.Mutex
 	buf   bytes.Buffer
+	every bytes.Buffer
 	lines chan map[string]any
 }
 
-func newLogLines() *logLines { return &logLines{lines: make(chan map[string]any, 100)} }
+func newLogLines() *logLines { return &logLines{lines: make(chan map[string]any, 10000)} }
+
+// all returns everything logged so far.
+func (l *logLines) all() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.every.String()
+}
 
 func (l *logLines) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.every.Write(p)
 	l.buf.Write(p)
 	for {
 		line, err := l.buf.ReadBytes('\n')
