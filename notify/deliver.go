@@ -145,7 +145,7 @@ func (s *Service) begin(ctx context.Context, id string) (*herald.Delivery, *hera
 	if interrupted {
 		s.log.WarnContext(ctx, "delivery interrupted mid-attempt; retrying", "delivery_id", id, "partner", d.Partner)
 	}
-	n, err := s.cfg.Store.GetNotification(ctx, d.NotificationID)
+	n, err := s.cfg.Store.Notification(ctx, d.NotificationID)
 	if err != nil {
 		return nil, nil, false, 0, err
 	}

@@ -32,7 +32,7 @@ import (
 // Store is the state the service keeps; *sqlstore.DB implements it.
 type Store interface {
 	CreateNotification(ctx context.Context, n *herald.Notification, requestHash string, enqueue sqlstore.EnqueueFunc) (*herald.Notification, bool, error)
-	GetNotification(ctx context.Context, id string) (*herald.Notification, error)
+	Notification(ctx context.Context, id string) (*herald.Notification, error)
 	Update(ctx context.Context, id string, decide func(d *herald.Delivery) (sqlstore.Change, error)) (*herald.Delivery, error)
 }
 

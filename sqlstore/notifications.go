@@ -26,7 +26,7 @@ func (s *DB) CreateNotification(ctx context.Context, n *herald.Notification, req
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if n.IdempotencyKey != "" {
 			var id, hash string
-			err := tx.QueryRowContext(ctx, `SELECT id, request_hash FROM notifications WHERE idempotency_key = ?`, n.IdempotencyKey).Scan(&id, &hash)
+			err := s.q(tx).QueryRowContext(ctx, qIdempotency, n.IdempotencyKey).Scan(&id, &hash)
 			switch {
 			case err == nil && hash != requestHash:
 				return herald.Invalid("Idempotency-Key", "already_exists", "this key was used with a different request body")
@@ -45,17 +45,15 @@ func (s *DB) CreateNotification(ctx context.Context, n *herald.Notification, req
 			idem = n.IdempotencyKey
 		}
 		now := n.CreatedAt.UnixNano()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO notifications (id, idempotency_key, request_hash, subject, text_body, html_body, metadata, recipients, trace_parent, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.ID, idem, requestHash, n.Subject, n.Text, n.HTML, string(md), string(rc), n.TraceParent, now); err != nil {
+		if _, err := s.q(tx).ExecContext(ctx, qInsertNotification, n.ID, idem, requestHash, n.Subject, n.Text, n.HTML, string(md), string(rc), n.TraceParent, now); err != nil {
 			return err
 		}
 		ids := make([]string, 0, len(n.Deliveries))
 		for _, d := range n.Deliveries {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, notification_id, channel, recipient_type, recipient_target, state, round_started_at, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, d.ID, n.ID, d.Channel, d.Recipient.Type, d.Recipient.Target, herald.StateQueued, now, now, now); err != nil {
+			if _, err := s.q(tx).ExecContext(ctx, qInsertDelivery, d.ID, n.ID, d.Channel, d.Recipient.Type, d.Recipient.Target, herald.StateQueued, now, now, now); err != nil {
 				return err
 			}
-			if err := insertTransition(ctx, tx, d.ID, "", herald.StateQueued, "created", now); err != nil {
+			if err := s.insertTransition(ctx, tx, d.ID, "", herald.StateQueued, "created", now); err != nil {
 				return err
 			}
 			ids = append(ids, d.ID)
@@ -68,12 +66,20 @@ func (s *DB) CreateNotification(ctx context.Context, n *herald.Notification, req
 		}
 		return nil, false, fmt.Errorf("sqlstore: create notification: %w", err)
 	}
-	got, err := s.GetNotification(ctx, n.ID)
-	return got, existed, err
+	if existed {
+		got, err := s.GetNotification(ctx, n.ID)
+		return got, true, err
+	}
+	for i := range n.Deliveries {
+		d := &n.Deliveries[i]
+		d.NotificationID, d.State = n.ID, herald.StateQueued
+		d.CreatedAt, d.UpdatedAt, d.RoundStartedAt = n.CreatedAt, n.CreatedAt, n.CreatedAt
+	}
+	return n, false, nil
 }
 
-func insertTransition(ctx context.Context, tx *sql.Tx, id string, from, to herald.DeliveryState, cause string, at int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO transitions (delivery_id, from_state, to_state, cause, at) VALUES (?, ?, ?, ?, ?)`,
+func (s *DB) insertTransition(ctx context.Context, tx *sql.Tx, id string, from, to herald.DeliveryState, cause string, at int64) error {
+	_, err := s.q(tx).ExecContext(ctx, qInsertTransition,
 		id, from, to, cause, at)
 	return err
 }
@@ -81,11 +87,25 @@ func insertTransition(ctx context.Context, tx *sql.Tx, id string, from, to heral
 // GetNotification returns the notification with id and its deliveries.
 // Returns ENOTFOUND when there is none.
 func (s *DB) GetNotification(ctx context.Context, id string) (*herald.Notification, error) {
+	n, err := s.Notification(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	n.Deliveries, err = s.queryDeliveries(ctx, `WHERE notification_id = ? ORDER BY id`, id)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Notification returns the notification with id, without its deliveries.
+// Returns ENOTFOUND when there is none.
+func (s *DB) Notification(ctx context.Context, id string) (*herald.Notification, error) {
 	var n herald.Notification
 	var idem sql.NullString
 	var md, rc string
 	var created int64
-	err := s.QueryRowContext(ctx, `SELECT id, idempotency_key, subject, text_body, html_body, metadata, recipients, trace_parent, created_at FROM notifications WHERE id = ?`, id).
+	err := s.q(nil).QueryRowContext(ctx, `SELECT id, idempotency_key, subject, text_body, html_body, metadata, recipients, trace_parent, created_at FROM notifications WHERE id = ?`, id).
 		Scan(&n.ID, &idem, &n.Subject, &n.Text, &n.HTML, &md, &rc, &n.TraceParent, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, herald.Errorf(herald.ENOTFOUND, "no notification %q", id)
@@ -101,10 +121,6 @@ func (s *DB) GetNotification(ctx context.Context, id string) (*herald.Notificati
 	if err := json.Unmarshal([]byte(rc), &n.Recipients); err != nil {
 		return nil, fmt.Errorf("sqlstore: get notification %s: recipients: %w", id, err)
 	}
-	n.Deliveries, err = s.queryDeliveries(ctx, `WHERE notification_id = ? ORDER BY id`, id)
-	if err != nil {
-		return nil, err
-	}
 	return &n, nil
 }
 
@@ -112,7 +128,7 @@ const deliveryColumns = `id, notification_id, channel, recipient_type, recipient
 	attempts, last_outcome, possible_duplicates, next_attempt_at, lease_until, round_attempts, round_started_at, created_at, updated_at`
 
 func (s *DB) queryDeliveries(ctx context.Context, where string, args ...any) ([]herald.Delivery, error) {
-	return queryDeliveries(ctx, s.DB, where, args...)
+	return queryDeliveries(ctx, s.q(nil), where, args...)
 }
 
 type querier interface {
@@ -159,7 +175,7 @@ func (s *DB) GetDelivery(ctx context.Context, id string) (*herald.Delivery, erro
 }
 
 func (s *DB) attempts(ctx context.Context, deliveryID string) ([]herald.Attempt, error) {
-	rows, err := s.QueryContext(ctx, `SELECT id, delivery_id, number, partner, started_at, duration_ns, outcome, reason, status,
+	rows, err := s.q(nil).QueryContext(ctx, `SELECT id, delivery_id, number, partner, started_at, duration_ns, outcome, reason, status,
 		partner_message_id, retry_after_ns, rate_limit, request_summary, response_excerpt, error, partner_side, trace_id
 		FROM attempts WHERE delivery_id = ? ORDER BY number`, deliveryID)
 	if err != nil {
@@ -248,7 +264,7 @@ var ErrNoChange = errors.New("no change")
 func (s *DB) Update(ctx context.Context, id string, decide func(d *herald.Delivery) (Change, error)) (*herald.Delivery, error) {
 	var out herald.Delivery
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ds, err := queryDeliveries(ctx, tx, `WHERE id = ?`, id)
+		ds, err := queryDeliveries(ctx, s.q(tx), byID, id)
 		if err != nil {
 			return err
 		}
@@ -268,7 +284,7 @@ func (s *DB) Update(ctx context.Context, id string, decide func(d *herald.Delive
 				return err
 			}
 			d.State = c.To
-			if err := insertTransition(ctx, tx, id, from, c.To, c.Cause, now); err != nil {
+			if err := s.insertTransition(ctx, tx, id, from, c.To, c.Cause, now); err != nil {
 				return err
 			}
 		}
@@ -279,17 +295,14 @@ func (s *DB) Update(ctx context.Context, id string, decide func(d *herald.Delive
 		if d.LeaseUntil != nil {
 			lease = d.LeaseUntil.UnixNano()
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, reason = ?, partner = ?, partner_message_id = ?, attempts = ?, last_outcome = ?,
-			possible_duplicates = ?, next_attempt_at = ?, lease_until = ?, round_attempts = ?, round_started_at = ?, updated_at = ? WHERE id = ?`,
+		if _, err := s.q(tx).ExecContext(ctx, qUpdateDelivery,
 			d.State, d.Reason, d.Partner, d.PartnerMessageID, d.Attempts, d.LastOutcome, d.PossibleDuplicates, next, lease, d.RoundAttempts,
 			d.RoundStartedAt.UnixNano(), now, id); err != nil {
 			return err
 		}
 		if a := c.Attempt; a != nil {
 			rl, _ := json.Marshal(a.RateLimit)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (id, delivery_id, number, partner, started_at, duration_ns, outcome, reason,
-				status, partner_message_id, retry_after_ns, rate_limit, request_summary, response_excerpt, error, partner_side, trace_id)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			if _, err := s.q(tx).ExecContext(ctx, qInsertAttempt,
 				a.ID, id, a.Number, a.Partner, a.StartedAt.UnixNano(), int64(a.Duration), a.Outcome, a.Reason, a.Status,
 				a.MessageID, int64(a.RetryAfter), string(rl), a.Request, a.Response, a.Error, a.PartnerSide, a.TraceID); err != nil {
 				return err
@@ -363,7 +376,7 @@ func nullTime(v sql.NullInt64) *time.Time {
 func (s *DB) RequeueUnfinished(ctx context.Context, enqueue EnqueueFunc) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ds, err := queryDeliveries(ctx, tx, `WHERE state = ? OR (state = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?))`,
+		ds, err := queryDeliveries(ctx, s.q(tx), `WHERE state = ? OR (state = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?))`,
 			herald.StateSending, herald.StateQueued, s.now())
 		if err != nil || len(ds) == 0 {
 			return err
@@ -380,3 +393,23 @@ func (s *DB) RequeueUnfinished(ctx context.Context, enqueue EnqueueFunc) (int, e
 	}
 	return n, nil
 }
+
+const byID = `WHERE id = ?`
+
+// The statements transactions run, prepared at Open.
+const (
+	qIdempotency        = `SELECT id, request_hash FROM notifications WHERE idempotency_key = ?`
+	qInsertNotification = `INSERT INTO notifications (id, idempotency_key, request_hash, subject, text_body, html_body, metadata, recipients, trace_parent, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertDelivery = `INSERT INTO deliveries (id, notification_id, channel, recipient_type, recipient_target, state, round_started_at, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertTransition = `INSERT INTO transitions (delivery_id, from_state, to_state, cause, at) VALUES (?, ?, ?, ?, ?)`
+	qUpdateDelivery   = `UPDATE deliveries SET state = ?, reason = ?, partner = ?, partner_message_id = ?, attempts = ?, last_outcome = ?,
+			possible_duplicates = ?, next_attempt_at = ?, lease_until = ?, round_attempts = ?, round_started_at = ?, updated_at = ? WHERE id = ?`
+	qInsertAttempt = `INSERT INTO attempts (id, delivery_id, number, partner, started_at, duration_ns, outcome, reason,
+				status, partner_message_id, retry_after_ns, rate_limit, request_summary, response_excerpt, error, partner_side, trace_id)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+var txQueries = []string{qIdempotency, qInsertNotification, qInsertDelivery, qInsertTransition, qUpdateDelivery,
+	qInsertAttempt, `SELECT ` + deliveryColumns + ` FROM deliveries ` + byID}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -31,6 +32,7 @@ var migrations embed.FS
 type DB struct {
 	*sql.DB
 	clock clock.Clock
+	stmts sync.Map // query text → *sql.Stmt
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies
@@ -57,6 +59,13 @@ func Open(ctx context.Context, path string, c clock.Clock) (*DB, error) {
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	// Prepare what transactions run, while the connection is free.
+	for _, q := range txQueries {
+		if _, err := s.q(nil).stmt(ctx, q); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -122,4 +131,76 @@ func rollback(tx *sql.Tx) error {
 // isUnique reports whether err is a uniqueness violation.
 func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// q returns a runner for tx (or the pool, when tx is nil) that executes
+// each statement through a prepared statement kept per query text: with
+// short statements, SQLite's parser is most of their cost.
+func (s *DB) q(tx *sql.Tx) cached { return cached{s, tx} }
+
+type cached struct {
+	s  *DB
+	tx *sql.Tx
+}
+
+// stmt returns the prepared statement for query, bound to the
+// transaction if there is one, or nil when it is not prepared and cannot be
+// now: preparing takes a connection, and inside a transaction the pool's
+// one connection is the transaction's.
+func (c cached) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, ok := c.s.stmts.Load(query)
+	if !ok && c.tx != nil {
+		return nil, nil
+	}
+	if !ok {
+		prepared, err := c.s.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		var loaded bool
+		if st, loaded = c.s.stmts.LoadOrStore(query, prepared); loaded {
+			prepared.Close()
+		}
+	}
+	if c.tx != nil {
+		return c.tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+	}
+	return st.(*sql.Stmt), nil
+}
+
+func (c cached) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := c.stmt(ctx, query)
+	switch {
+	case err != nil:
+		return nil, err
+	case st == nil:
+		return c.tx.ExecContext(ctx, query, args...)
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (c cached) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := c.stmt(ctx, query)
+	switch {
+	case err != nil:
+		return nil, err
+	case st == nil:
+		return c.tx.QueryContext(ctx, query, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext is sql's QueryRowContext through the statement cache;
+// a preparation error surfaces from Scan.
+func (c cached) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := c.stmt(ctx, query)
+	if err != nil || st == nil {
+		// Unprepared: sql.Row has no constructor for an error, so a
+		// preparation error is reported by Scan from the plain query.
+		if c.tx != nil {
+			return c.tx.QueryRowContext(ctx, query, args...)
+		}
+		return c.s.DB.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
