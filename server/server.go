@@ -5,6 +5,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,13 +113,18 @@ func decode[T any](r *http.Request) (T, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return v, herald.Errorf(herald.EMALFORMED, "Content-Type must be application/json, got %q", ct)
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return v, herald.Errorf(herald.EMALFORMED, "reading the body: %v", err)
+	}
+	if len(body) > maxBody {
+		return v, herald.Errorf(herald.ETOOLARGE, "the body is over %d bytes", maxBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		switch {
-		case errors.Is(err, io.ErrUnexpectedEOF) && dec.InputOffset() >= maxBody:
-			return v, herald.Errorf(herald.ETOOLARGE, "the body is over %d bytes", maxBody)
 		case errors.As(err, &typeErr):
 			return v, herald.Invalid(typeErr.Field, "incorrect_type", "want %s", typeErr.Type)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):

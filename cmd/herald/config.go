@@ -97,21 +97,7 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		var missing []string
-		expanded := envRef.ReplaceAllStringFunc(string(raw), func(ref string) string {
-			name := envRef.FindStringSubmatch(ref)[1]
-			v := getenv(name)
-			if v == "" {
-				missing = append(missing, name)
-			}
-			return yamlQuote(v)
-		})
-		if len(missing) > 0 {
-			return nil, fmt.Errorf("config %s: environment variables not set: %s", path, strings.Join(slices.Compact(missing), ", "))
-		}
-		dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty configuration
+		if err := decodeConfig(raw, getenv, &c); err != nil {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -128,22 +114,51 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 	return &c, nil
 }
 
-// yamlQuote returns v as a YAML double-quoted scalar body, so an expanded
-// secret can never change the document's structure.
-func yamlQuote(v string) string {
-	var b strings.Builder
-	for _, r := range v {
-		switch r {
-		case '"', '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case '\n':
-			b.WriteString(`\n`)
-		default:
-			b.WriteRune(r)
+// decodeConfig parses raw, replaces ${VAR} in every scalar value by the
+// variable's value — after parsing, so that a value can never change the
+// document's structure — and decodes the result into c, refusing unknown
+// keys. A referenced variable that is not set is an error naming it.
+func decodeConfig(raw []byte, getenv func(string) string, c *Config) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return err
+	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file is an empty configuration
+	}
+	var missing []string
+	var expand func(n *yaml.Node)
+	expand = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+			n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+				name := envRef.FindStringSubmatch(ref)[1]
+				v := getenv(name)
+				if v == "" {
+					missing = append(missing, name)
+				}
+				return v
+			})
+			n.Tag, n.Style = "!!str", yaml.DoubleQuotedStyle
+		}
+		for _, child := range n.Content {
+			expand(child)
 		}
 	}
-	return b.String()
+	expand(&doc)
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("environment variables not set: %s", strings.Join(slices.Compact(missing), ", "))
+	}
+	expanded, err := yaml.Marshal(&doc)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
 
 func (c *Config) withDefaults() {

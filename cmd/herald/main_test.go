@@ -8,6 +8,8 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -160,4 +162,54 @@ func TestEnvironmentOverridesDefaults(t *testing.T) {
 			return ""
 		}, io.Discard, io.Discard)
 	require.ErrorContains(t, err, `fault "bogus": unknown fault kind`)
+}
+
+// FuzzLoadConfig: any configuration file either loads into a valid
+// configuration or is refused with an error; it never panics.
+func FuzzLoadConfig(f *testing.F) {
+	for _, seed := range []string{
+		"listen: \":8080\"\npartners:\n  - {name: a, kind: sendgrid, api_key: k, from: a@example.com}\nchannels: {email: [a]}\n",
+		"partners:\n  - name: x\n    kind: ses\n    region: us-east-1\n",
+		"delivery: {max_attempts: -1, max_age: 5m}\n", "api_key: ${NOPE}\n", "- a\n- b\n", ":\n", "",
+	} {
+		f.Add([]byte(seed))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		path := filepath.Join(dir, "herald.yaml")
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(path, func(string) string { return "" })
+		if err == nil && (cfg.Listen == "" || cfg.DataDir == "") {
+			t.Fatalf("loaded without defaults: %+v", cfg)
+		}
+	})
+}
+
+func TestLoadConfigNamesTheBadKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"partners:\n  - {name: a, kind: sendgrid, from: a@example.com}\n":                                     "partners[0] (a).api_key is required for kind sendgrid",
+		"partners:\n  - {name: a, kind: sparkpost, from: a@example.com}\n":                                    `partners[0] (a).kind: "sparkpost" is not one of`,
+		"partners:\n  - {name: a, kind: sendgrid, api_key: k, domain: d, from: a@example.com}\n":              "partners[0] (a).domain does not apply to kind sendgrid",
+		"partners:\n  - {name: a, kind: sendgrid, api_key: k, from: a@example.com}\nchannels: {email: [b]}\n": `channels.email: no partner named "b"`,
+		"partners:\n  - name: a\n    kind: sendgrid\n    api_key: ${SG_KEY}\n    from: a@example.com\n":       "environment variables not set: SG_KEY",
+		"listen: :1\ncolour: blue\n":                          "field colour not found",
+		"delivery: {max_age: soon}\n":                         `"soon" is not a duration`,
+		"partners:\n  - {kind: smtp, host: h, from: a@b.c}\n": "partners[0].name is required",
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(body), 0o600))
+		_, err := loadConfig(path, noEnv)
+		require.ErrorContains(t, err, want, body)
+	}
+	// A secret from the environment is a string, whatever it contains.
+	path := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("partners:\n  - name: a\n    kind: sendgrid\n    api_key: ${SG_KEY}\n    from: a@example.com\n"), 0o600))
+	cfg, err := loadConfig(path, func(k string) string { return map[string]string{"SG_KEY": `x", kind: "smtp`}[k] })
+	require.NoError(t, err)
+	require.Equal(t, `x", kind: "smtp`, cfg.Partners[0].APIKey)
+	require.Equal(t, "sendgrid", cfg.Partners[0].Kind)
 }
