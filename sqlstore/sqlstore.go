@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -128,10 +127,6 @@ func rollback(tx *sql.Tx) error {
 	return nil
 }
 
-// isUnique reports whether err is a uniqueness violation.
-func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
-}
 
 // q returns a runner for tx (or the pool, when tx is nil) that executes
 // each statement through a prepared statement kept per query text: with
