@@ -316,11 +316,8 @@ func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 		breaker: notify.BreakerConfig{Failures: 3, Cooldown: time.Minute},
 		policy:  notify.RetryPolicy{Base: time.Second},
 	})
-	var ids []string
 	for range 3 {
-		id := b.create(t, nil)
-		ids = append(ids, id)
-		_, err := b.svc.Deliver(context.Background(), id)
+		_, err := b.svc.Deliver(context.Background(), b.create(t, nil))
 		require.NoError(t, err)
 	}
 	require.Equal(t, notify.BreakerOpen, b.svc.BreakerStates()["sendgrid-main"])
