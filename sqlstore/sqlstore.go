@@ -127,7 +127,6 @@ func rollback(tx *sql.Tx) error {
 	return nil
 }
 
-
 // q returns a runner for tx (or the pool, when tx is nil) that executes
 // each statement through a prepared statement kept per query text: with
 // short statements, SQLite's parser is most of their cost.
