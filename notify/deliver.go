@@ -22,10 +22,11 @@ import (
 // failed (the queue then retries the job).
 //
 // Partners are tried in the channel's order, skipping those whose breaker
-// is open. A partner-side rejection (bad key, unverified sender, quota)
-// fails over to the next partner at once; a transient failure, a throttle
-// or an unknown outcome waits for the retry policy (honouring the wait the
-// partner named). Nothing is ever retried after accepted. An unknown
+// is open. A partner-side rejection (bad key, unverified sender, suspended
+// account), or a throttle whose named wait is a minute or more (an
+// exhausted quota), fails over to the next partner at once; a transient
+// failure, a shorter throttle or an unknown outcome waits for the retry
+// policy (honouring the wait the partner named). Nothing is ever retried after accepted. An unknown
 // outcome is retried (docs/adr/0004), and the retry is counted as a
 // possible duplicate.
 func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration, error) {
@@ -65,7 +66,7 @@ func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration
 		case next == herald.StateAccepted:
 			span.SetAttributes(attribute.String("herald.state", string(next)))
 			return 0, nil
-		case r.Outcome == herald.OutcomeRejected && r.PartnerSide && next != herald.StateFailed:
+		case next == herald.StateSending:
 			d.Attempts++ // failing over within this job
 			continue
 		}
@@ -152,6 +153,18 @@ func (s *Service) begin(ctx context.Context, id string) (*herald.Delivery, *hera
 	return d, n, interrupted, 0, nil
 }
 
+// longThrottle is the partner-named wait beyond which herald fails over to
+// the next partner rather than wait (an exhausted daily quota, say).
+const longThrottle = time.Minute
+
+// failsOver reports whether r sends the delivery to the channel's next
+// partner at once: the partner refused for reasons of its own (bad key,
+// unverified sender, suspended account), or asked for a long wait.
+func failsOver(r herald.Result) bool {
+	return r.PartnerSide && (r.Outcome == herald.OutcomeRejected ||
+		(r.Outcome == herald.OutcomeThrottled && r.RetryAfter >= longThrottle))
+}
+
 // leaseMargin is added to the longest a job's attempts can take.
 const leaseMargin = 2 * time.Second
 
@@ -221,7 +234,8 @@ func (s *Service) record(ctx context.Context, d *herald.Delivery, a *herald.Atte
 		}
 		cur.Attempts = a.Number
 		cur.Partner = a.Partner
-		if r.Outcome != herald.OutcomeRejected || !r.PartnerSide || lastPartner {
+		failover := failsOver(r) && !lastPartner
+		if !failover {
 			cur.LeaseUntil = nil // this job is done with it
 		}
 		if cur.LastOutcome == herald.OutcomeUnknown {
@@ -239,8 +253,8 @@ func (s *Service) record(ctx context.Context, d *herald.Delivery, a *herald.Atte
 		case r.Outcome == herald.OutcomeRejected && !r.PartnerSide:
 			cur.Reason = "rejected by " + a.Partner + ": " + r.Reason
 			change.To, change.Cause = herald.StateFailed, cur.Reason
-		case r.Outcome == herald.OutcomeRejected && !lastPartner:
-			change.Cause = "failing over: " + a.Partner + " refused (" + r.Reason + ")"
+		case failover:
+			change.Cause = "failing over: " + a.Partner + " answered " + string(r.Outcome) + " (" + r.Reason + ")"
 		case r.Outcome == herald.OutcomeRejected:
 			cur.Reason = "every partner refused; last " + a.Partner + ": " + r.Reason
 			change.To, change.Cause = herald.StateFailed, cur.Reason

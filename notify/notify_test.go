@@ -504,3 +504,37 @@ func TestExtraJobsAreHarmless(t *testing.T) {
 	require.Equal(t, time.Minute, held)
 	require.Len(t, b.delivery(t, id).AttemptLog, 1)
 }
+
+func TestFailoverOnALongThrottle(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{
+		sandbox: func(c *sandbox.Config) {
+			// One send per 10 minutes for SendGrid, per credential: the
+			// main key's token is spent first, the backup key has its own.
+			c.Limits = map[sandbox.Partner]sandbox.Rate{sandbox.SendGrid: {PerSecond: 1.0 / 600, Burst: 1}}
+		},
+		partners: func(url string, c clock.Clock) []herald.Provider {
+			return []herald.Provider{
+				sendgridPartner(t, "sendgrid-main", "SG.sandbox", url, c),
+				sendgridPartner(t, "sendgrid-backup", "SG.sandbox", url, c),
+			}
+		},
+	})
+	first := b.create(t, nil)
+	_, err := b.svc.Deliver(context.Background(), first)
+	require.NoError(t, err)
+	require.Equal(t, "sendgrid-main", b.delivery(t, first).Partner)
+
+	id := b.create(t, nil)
+	wait, err := b.svc.Deliver(context.Background(), id)
+	require.NoError(t, err)
+	d := b.delivery(t, id)
+	// Both partners share the sandbox's key here, so the backup is throttled
+	// too — and, being the last, the delivery waits the named 10 minutes.
+	require.Len(t, d.AttemptLog, 2)
+	require.Equal(t, "sendgrid-main", d.AttemptLog[0].Partner)
+	require.Equal(t, "sendgrid-backup", d.AttemptLog[1].Partner)
+	require.Equal(t, herald.OutcomeThrottled, d.AttemptLog[1].Outcome)
+	require.Equal(t, 10*time.Minute, wait)
+	require.Equal(t, herald.StateQueued, d.State)
+}

@@ -53,16 +53,16 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// count wraps a partner's handler so every answer is counted.
+// count wraps a partner's handler so every answer is counted — as its
+// status is written, so a client that reads /metrics right after its answer
+// sees it counted.
 func (m *metrics) count(p Partner, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusRecorder{ResponseWriter: w, count: func(code string) { m.requests.WithLabelValues(string(p), code).Inc() }}
 		defer func() {
-			code := "dropped"
-			if rec.status != 0 {
-				code = strconv.Itoa(rec.status)
+			if rec.status == 0 {
+				rec.count("dropped") // hung up without an answer
 			}
-			m.requests.WithLabelValues(string(p), code).Inc()
 		}()
 		h.ServeHTTP(rec, r)
 	})
@@ -71,18 +71,20 @@ func (m *metrics) count(p Partner, h http.Handler) http.Handler {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	count  func(code string)
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
+		r.count(strconv.Itoa(code))
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
 	}
 	return r.ResponseWriter.Write(b)
 }

@@ -21,6 +21,7 @@ import (
 	"herald/notify"
 	"herald/provider"
 	"herald/provider/sendgrid"
+	"herald/provider/ses"
 	"herald/queue"
 	"herald/sandbox"
 	"herald/server"
@@ -237,6 +238,10 @@ func buildPartners(list []PartnerConfig, tracing *telemetry.Tracing) ([]herald.P
 		case "sendgrid":
 			p, err = sendgrid.New(sendgrid.Config{Name: pc.Name, APIKey: pc.APIKey, BaseURL: pc.BaseURL, From: pc.From,
 				Timeout: timeout, HTTPClient: providerClient(timeout, tracing)})
+		case "ses":
+			p, err = ses.New(ses.Config{Name: pc.Name, Region: pc.Region, AccessKeyID: pc.AccessKeyID,
+				SecretAccessKey: pc.SecretAccessKey, BaseURL: pc.BaseURL, From: pc.From,
+				ConfigurationSetName: pc.ConfigurationSet, Timeout: timeout, HTTPClient: providerClient(timeout, tracing)})
 		default:
 			err = fmt.Errorf("partner %s: kind %s is not supported by this build", pc.Name, pc.Kind)
 		}
