@@ -295,3 +295,40 @@ channels:
 		}
 	}
 }
+
+// Every wired partner kind carries a notification through herald serve to
+// the sandbox and back, with herald's ids in the partner's metadata.
+func TestServeThroughEachPartnerKind(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.Start(context.Background(), sandbox.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { sb.Close() })
+	for _, tc := range []struct{ kind, partner string }{
+		{"sendgrid", "api_key: SG.sandbox"},
+		{"ses", "region: us-east-1\n    access_key_id: AKIASANDBOXEXAMPLE\n    secret_access_key: sandbox-ses-secret"},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "herald.yaml")
+			require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+partners:
+  - name: main
+    kind: %s
+    %s
+    base_url: %s
+    from: alerts@example.com
+`, tc.kind, tc.partner, sb.URL)), 0o600))
+			h := startServe(t, map[string]string{}, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+			status, n := h.do(t, "POST", "/1/notifications", notification("oncall@example.com", map[string]string{"team": "platform"}))
+			require.Equal(t, http.StatusAccepted, status, "%v", n)
+			id := firstDelivery(t, n)
+			d := h.waitState(t, id, herald.StateAccepted)
+			msgs := sb.Messages(sandbox.MessageFilter{MetadataKey: herald.MetaDeliveryID, MetadataValue: id})
+			require.Len(t, msgs, 1)
+			require.Equal(t, sandbox.Partner(tc.kind), msgs[0].Partner)
+			require.Equal(t, "platform", msgs[0].Metadata["team"])
+			require.Equal(t, d["partner_message_id"], strings.Trim(msgs[0].MessageID, "<>"))
+		})
+	}
+}
