@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -119,4 +120,15 @@ func (r *receiver) none(t *testing.T) {
 		t.Fatalf("unexpected webhook to %s: %s", h.Path, h.Body)
 	default:
 	}
+}
+
+// serve runs one request through h in-process, with header name/value pairs.
+func serve(h http.Handler, method, path string, body []byte, headers ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
 }
