@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 20s
 
-.PHONY: help build run test lint bench fuzz clean
+.PHONY: help build run sandbox test lint bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -10,7 +10,10 @@ help: ## list the targets
 build: ## build ./herald
 	$(GO) build -o herald ./cmd/herald
 
-run: ## run the partner simulator on 127.0.0.1:9025 (HTTP) and 127.0.0.1:2525 (SMTP)
+run: ## run herald on :8080 with embedded defaults (the built-in sandbox as its partner)
+	$(GO) run ./cmd/herald serve --log-format text
+
+sandbox: ## run the partner simulator on 127.0.0.1:9025 (HTTP) and 127.0.0.1:2525 (SMTP)
 	$(GO) run ./cmd/herald sandbox --log-format text
 
 test: ## run every test with the race detector, then every benchmark once
@@ -22,8 +25,9 @@ lint: ## go vet, gofmt and staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-bench: ## run the benchmarks (the sandbox against a bare handler)
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+bench: ## run the benchmarks: the sandbox against a bare handler; the pipeline against River's no-op rate
+	$(GO) test -run '^$$' -bench . -benchmem ./sandbox
+	$(GO) test -run '^$$' -bench 'Pipeline|RiverNoop' -benchtime 2000x ./cmd/herald
 
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	@for pkg in $$($(GO) list ./...); do \
