@@ -131,61 +131,55 @@ type postmarkResult struct {
 	To          string `json:",omitempty"`
 }
 
-func (api postmarkAPI) handleSend(w http.ResponseWriter, r *http.Request) {
+// decode runs the shared steps of both endpoints — faults, auth, rate
+// limit, size — and decodes the body into v. It reports whether the send is
+// in test mode, or ok=false when it has already answered.
+func (api postmarkAPI) decode(w http.ResponseWriter, r *http.Request, maxSize int, v any) (fx *applied, test, ok bool) {
 	s := api.s
 	body, fx, ok := s.begin(w, r, api)
 	if !ok {
-		return
+		return nil, false, false
 	}
 	token, test, fail := api.auth(r)
 	if fail != nil {
 		s.write(w, Postmark, *fail)
-		return
+		return nil, false, false
 	}
 	if !s.limit(w, api, token) {
-		return
+		return nil, false, false
 	}
-	if len(body) > postmarkMaxMessage {
+	if len(body) > maxSize {
 		s.write(w, Postmark, api.statusError(http.StatusRequestEntityTooLarge))
-		return
+		return nil, false, false
 	}
-	var e postmarkEmail
-	if !utf8.Valid(body) || json.Unmarshal(body, &e) != nil {
+	if !utf8.Valid(body) || json.Unmarshal(body, v) != nil {
 		s.write(w, Postmark, postmarkError(http.StatusUnprocessableEntity, 402, "Received invalid JSON input."))
+		return nil, false, false
+	}
+	return fx, test, true
+}
+
+func (api postmarkAPI) handleSend(w http.ResponseWriter, r *http.Request) {
+	var e postmarkEmail
+	fx, test, ok := api.decode(w, r, postmarkMaxMessage, &e)
+	if !ok {
 		return
 	}
 	res, m := api.one(e, fx, test)
 	if res.ErrorCode != 0 {
-		status := http.StatusUnprocessableEntity
-		s.write(w, Postmark, postmarkError(status, res.ErrorCode, "%s", res.Message))
+		api.s.write(w, Postmark, postmarkError(http.StatusUnprocessableEntity, res.ErrorCode, "%s", res.Message))
 		return
 	}
 	out, _ := json.Marshal(res)
-	s.accept(api, m, fx)
-	s.finish(w, api, fx, jsonResponse(http.StatusOK, out))
+	api.s.accept(api, m, fx)
+	api.s.finish(w, api, fx, jsonResponse(http.StatusOK, out))
 }
 
 func (api postmarkAPI) handleBatch(w http.ResponseWriter, r *http.Request) {
 	s := api.s
-	body, fx, ok := s.begin(w, r, api)
-	if !ok {
-		return
-	}
-	token, test, fail := api.auth(r)
-	if fail != nil {
-		s.write(w, Postmark, *fail)
-		return
-	}
-	if !s.limit(w, api, token) {
-		return
-	}
-	if len(body) > postmarkMaxBatchRequest {
-		s.write(w, Postmark, api.statusError(http.StatusRequestEntityTooLarge))
-		return
-	}
 	var batch []postmarkEmail
-	if !utf8.Valid(body) || json.Unmarshal(body, &batch) != nil {
-		s.write(w, Postmark, postmarkError(http.StatusUnprocessableEntity, 402, "Received invalid JSON input."))
+	fx, test, ok := api.decode(w, r, postmarkMaxBatchRequest, &batch)
+	if !ok {
 		return
 	}
 	if len(batch) > postmarkMaxBatch {
