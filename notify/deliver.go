@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -176,7 +177,7 @@ func (s *Service) attempt(ctx context.Context, p herald.Provider, d *herald.Deli
 		attribute.String("herald.partner", p.Name()),
 		attribute.String("herald.partner.kind", p.Kind()),
 		attribute.Int("herald.attempt", number),
-		attribute.StringSlice("herald.metadata.keys", slices.Sorted(mapKeys(md))),
+		attribute.StringSlice("herald.metadata.keys", slices.Sorted(maps.Keys(md))),
 	))
 	defer span.End()
 	started := s.clock.Now()

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/mail"
 	"slices"
 	"strings"
@@ -196,7 +197,7 @@ func (s *Service) validate(req CreateRequest) error {
 	case len(req.Metadata) > MaxMetadataKeys:
 		return herald.Invalid("metadata", "invalid", "at most %d entries", MaxMetadataKeys)
 	}
-	for _, k := range slices.Sorted(mapKeys(req.Metadata)) {
+	for _, k := range slices.Sorted(maps.Keys(req.Metadata)) {
 		v := req.Metadata[k]
 		field := "metadata." + k
 		switch {
@@ -224,16 +225,6 @@ func (s *Service) validate(req CreateRequest) error {
 		}
 	}
 	return nil
-}
-
-func mapKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func withIDs(md map[string]string, notificationID, deliveryID string) map[string]string {
