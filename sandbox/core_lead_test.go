@@ -60,10 +60,10 @@ func TestCoreFaultsThroughTheControlAPI(t *testing.T) {
 	require.Empty(t, list["faults"])
 
 	for body, status := range map[string]int{
-		`{"kind":"explode"}`:                  http.StatusUnprocessableEntity,
+		`{"kind":"explode"}`:                   http.StatusUnprocessableEntity,
 		`{"kind":"status","status":503,"x":1}`: http.StatusBadRequest,
-		`{"kind":"latency"}`:                  http.StatusUnprocessableEntity,
-		`not json`:                            http.StatusBadRequest,
+		`{"kind":"latency"}`:                   http.StatusUnprocessableEntity,
+		`not json`:                             http.StatusBadRequest,
 	} {
 		code, e := control(t, b, "POST", "/_sandbox/faults", body)
 		require.Equal(t, status, code, body)
