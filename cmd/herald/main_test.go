@@ -213,3 +213,37 @@ func TestLoadConfigNamesTheBadKey(t *testing.T) {
 	require.Equal(t, `x", kind: "smtp`, cfg.Partners[0].APIKey)
 	require.Equal(t, "sendgrid", cfg.Partners[0].Kind)
 }
+
+func TestKeysCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	keys := func(args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"herald", "keys"}, args...), noEnv, &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+	secret, msg, err := keys("create", "--data-dir", dir, "--kind", "ingest", "--name", "collector")
+	require.NoError(t, err)
+	require.Regexp(t, `^hcxik_[a-z0-9]+\n$`, secret)
+	require.Contains(t, msg, "shown only this once")
+	id := strings.Fields(msg)[3]
+
+	list, _, err := keys("list", "--data-dir", dir)
+	require.NoError(t, err)
+	require.Contains(t, list, id)
+	require.Contains(t, list, "collector")
+	require.NotContains(t, list, strings.TrimSpace(secret), "the secret is never shown again")
+
+	_, _, err = keys("revoke", "--data-dir", dir, id)
+	require.NoError(t, err)
+	asJSON, _, err := keys("list", "--data-dir", dir, "--json")
+	require.NoError(t, err)
+	require.Contains(t, asJSON, `"revoked_at"`)
+
+	_, _, err = keys("revoke", "--data-dir", dir, "hcxik_nope")
+	require.ErrorContains(t, err, "no API key")
+	_, _, err = keys("create", "--data-dir", dir, "--kind", "admin", "--name", "x")
+	require.ErrorContains(t, err, "kind")
+	_, _, err = keys("rotate")
+	require.ErrorContains(t, err, `unknown subcommand "rotate"`)
+}
