@@ -20,6 +20,7 @@ import (
 	"herald/clock"
 	"herald/notify"
 	"herald/provider"
+	"herald/provider/mailgun"
 	"herald/provider/sendgrid"
 	"herald/provider/ses"
 	"herald/queue"
@@ -238,6 +239,9 @@ func buildPartners(list []PartnerConfig, tracing *telemetry.Tracing) ([]herald.P
 		case "sendgrid":
 			p, err = sendgrid.New(sendgrid.Config{Name: pc.Name, APIKey: pc.APIKey, BaseURL: pc.BaseURL, From: pc.From,
 				Timeout: timeout, HTTPClient: providerClient(timeout, tracing)})
+		case "mailgun":
+			p, err = mailgun.New(mailgun.Config{Name: pc.Name, APIKey: pc.APIKey, Domain: pc.Domain, BaseURL: pc.BaseURL,
+				From: pc.From, Timeout: timeout, HTTPClient: providerClient(timeout, tracing)})
 		case "ses":
 			p, err = ses.New(ses.Config{Name: pc.Name, Region: pc.Region, AccessKeyID: pc.AccessKeyID,
 				SecretAccessKey: pc.SecretAccessKey, BaseURL: pc.BaseURL, From: pc.From,

@@ -305,6 +305,7 @@ func TestServeThroughEachPartnerKind(t *testing.T) {
 	t.Cleanup(func() { sb.Close() })
 	for _, tc := range []struct{ kind, partner string }{
 		{"sendgrid", "api_key: SG.sandbox"},
+		{"mailgun", "api_key: sandbox-mailgun-key\n    domain: mg.example.com"},
 		{"ses", "region: us-east-1\n    access_key_id: AKIASANDBOXEXAMPLE\n    secret_access_key: sandbox-ses-secret"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -328,7 +329,7 @@ partners:
 			require.Len(t, msgs, 1)
 			require.Equal(t, sandbox.Partner(tc.kind), msgs[0].Partner)
 			require.Equal(t, "platform", msgs[0].Metadata["team"])
-			require.Equal(t, d["partner_message_id"], strings.Trim(msgs[0].MessageID, "<>"))
+			require.Equal(t, d["partner_message_id"], msgs[0].MessageID, "the id exactly as the partner wrote it")
 		})
 	}
 }
