@@ -27,9 +27,9 @@ import (
 // account), or a throttle whose named wait is a minute or more (an
 // exhausted quota), fails over to the next partner at once; a transient
 // failure, a shorter throttle or an unknown outcome waits for the retry
-// policy (honouring the wait the partner named). Nothing is ever retried after accepted. An unknown
-// outcome is retried (docs/adr/0004), and the retry is counted as a
-// possible duplicate.
+// policy (honouring the wait the partner named). Nothing is ever retried
+// after accepted. An unknown outcome is retried (docs/adr/0004), and the
+// retry is counted as a possible duplicate.
 func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration, error) {
 	d, n, interrupted, wait, err := s.begin(ctx, deliveryID)
 	if err != nil || d == nil {
