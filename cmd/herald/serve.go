@@ -21,6 +21,7 @@ import (
 	"herald/notify"
 	"herald/provider"
 	"herald/provider/mailgun"
+	"herald/provider/postmark"
 	"herald/provider/sendgrid"
 	"herald/provider/ses"
 	"herald/queue"
@@ -242,6 +243,9 @@ func buildPartners(list []PartnerConfig, tracing *telemetry.Tracing) ([]herald.P
 		case "mailgun":
 			p, err = mailgun.New(mailgun.Config{Name: pc.Name, APIKey: pc.APIKey, Domain: pc.Domain, BaseURL: pc.BaseURL,
 				From: pc.From, Timeout: timeout, HTTPClient: providerClient(timeout, tracing)})
+		case "postmark":
+			p, err = postmark.New(postmark.Config{Name: pc.Name, ServerToken: pc.ServerToken, MessageStream: pc.MessageStream,
+				BaseURL: pc.BaseURL, From: pc.From, Timeout: timeout, HTTPClient: providerClient(timeout, tracing)})
 		case "ses":
 			p, err = ses.New(ses.Config{Name: pc.Name, Region: pc.Region, AccessKeyID: pc.AccessKeyID,
 				SecretAccessKey: pc.SecretAccessKey, BaseURL: pc.BaseURL, From: pc.From,

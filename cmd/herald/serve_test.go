@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"herald"
+	"herald/provider/postmark"
 	"herald/sandbox"
 )
 
@@ -303,9 +304,10 @@ func TestServeThroughEachPartnerKind(t *testing.T) {
 	sb, err := sandbox.Start(context.Background(), sandbox.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { sb.Close() })
-	for _, tc := range []struct{ kind, partner string }{
+	for _, tc := range []struct{ kind, partner string }{ // herald's delivery id travels as herald_delivery_id, or herald_dlv at Postmark
 		{"sendgrid", "api_key: SG.sandbox"},
 		{"mailgun", "api_key: sandbox-mailgun-key\n    domain: mg.example.com"},
+		{"postmark", "server_token: sandbox-postmark-token"},
 		{"ses", "region: us-east-1\n    access_key_id: AKIASANDBOXEXAMPLE\n    secret_access_key: sandbox-ses-secret"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -325,7 +327,11 @@ partners:
 			require.Equal(t, http.StatusAccepted, status, "%v", n)
 			id := firstDelivery(t, n)
 			d := h.waitState(t, id, herald.StateAccepted)
-			msgs := sb.Messages(sandbox.MessageFilter{MetadataKey: herald.MetaDeliveryID, MetadataValue: id})
+			key := herald.MetaDeliveryID
+			if tc.kind == "postmark" {
+				key = postmark.MetadataKey(key)
+			}
+			msgs := sb.Messages(sandbox.MessageFilter{MetadataKey: key, MetadataValue: id})
 			require.Len(t, msgs, 1)
 			require.Equal(t, sandbox.Partner(tc.kind), msgs[0].Partner)
 			require.Equal(t, "platform", msgs[0].Metadata["team"])
