@@ -58,6 +58,7 @@ type PartnerConfig struct {
 	Username         string `yaml:"username"`          // smtp
 	Password         string `yaml:"password"`          // smtp
 	TLS              string `yaml:"tls"`               // smtp: starttls (default), tls, none
+	TLSSkipVerify    bool   `yaml:"tls_skip_verify"`   // smtp: for test servers such as herald sandbox only
 }
 
 // DeliveryConfig tunes retries and the workers.
@@ -207,7 +208,7 @@ func (c *Config) validate() error {
 			}
 		}
 		allowed := append(required, map[string][]string{"postmark": {"message_stream"}, "ses": {"configuration_set"},
-			"smtp": {"port", "username", "password", "tls"}}[p.Kind]...)
+			"smtp": {"port", "username", "password", "tls", "tls_skip_verify"}}[p.Kind]...)
 		for f, v := range fields {
 			if v != "" && v != "0" && !slices.Contains(allowed, f) {
 				return fmt.Errorf("config: %s.%s does not apply to kind %s", at, f, p.Kind)
@@ -248,5 +249,5 @@ func (p PartnerConfig) credentialFields() map[string]string {
 	return map[string]string{"api_key": p.APIKey, "server_token": p.ServerToken, "message_stream": p.MessageStream,
 		"domain": p.Domain, "region": p.Region, "access_key_id": p.AccessKeyID, "secret_access_key": p.SecretAccessKey,
 		"configuration_set": p.ConfigurationSet, "host": p.Host, "port": port, "username": p.Username,
-		"password": p.Password, "tls": p.TLS}
+		"password": p.Password, "tls": p.TLS, "tls_skip_verify": map[bool]string{true: "true"}[p.TLSSkipVerify]}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"herald/provider/postmark"
 	"herald/provider/sendgrid"
 	"herald/provider/ses"
+	"herald/provider/smtp"
 	"herald/queue"
 	"herald/sandbox"
 	"herald/server"
@@ -250,6 +252,14 @@ func buildPartners(list []PartnerConfig, tracing *telemetry.Tracing) ([]herald.P
 			p, err = ses.New(ses.Config{Name: pc.Name, Region: pc.Region, AccessKeyID: pc.AccessKeyID,
 				SecretAccessKey: pc.SecretAccessKey, BaseURL: pc.BaseURL, From: pc.From,
 				ConfigurationSetName: pc.ConfigurationSet, Timeout: timeout, HTTPClient: providerClient(timeout, tracing)})
+		case "smtp":
+			var tlsConfig *tls.Config
+			if pc.TLSSkipVerify {
+				tlsConfig = &tls.Config{InsecureSkipVerify: true} // the operator's explicit choice, for test servers
+			}
+			p, err = smtp.New(smtp.Config{Name: pc.Name, Host: pc.Host, Port: pc.Port, Username: pc.Username,
+				Password: pc.Password, TLS: pc.TLS, TLSConfig: tlsConfig, From: pc.From, Timeout: timeout,
+				TracerProvider: tracing.Provider})
 		default:
 			err = fmt.Errorf("partner %s: kind %s is not supported by this build", pc.Name, pc.Kind)
 		}

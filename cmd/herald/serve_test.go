@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -304,10 +305,13 @@ func TestServeThroughEachPartnerKind(t *testing.T) {
 	sb, err := sandbox.Start(context.Background(), sandbox.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { sb.Close() })
+	smtpHost, smtpPort, err := net.SplitHostPort(sb.SMTPAddr)
+	require.NoError(t, err)
 	for _, tc := range []struct{ kind, partner string }{ // herald's delivery id travels as herald_delivery_id, or herald_dlv at Postmark
 		{"sendgrid", "api_key: SG.sandbox"},
 		{"mailgun", "api_key: sandbox-mailgun-key\n    domain: mg.example.com"},
 		{"postmark", "server_token: sandbox-postmark-token"},
+		{"smtp", "host: " + smtpHost + "\n    port: " + smtpPort + "\n    username: sandbox\n    password: sandbox-smtp-password\n    tls_skip_verify: true"},
 		{"ses", "region: us-east-1\n    access_key_id: AKIASANDBOXEXAMPLE\n    secret_access_key: sandbox-ses-secret"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -336,6 +340,7 @@ partners:
 			require.Equal(t, sandbox.Partner(tc.kind), msgs[0].Partner)
 			require.Equal(t, "platform", msgs[0].Metadata["team"])
 			require.Equal(t, d["partner_message_id"], msgs[0].MessageID, "the id exactly as the partner wrote it")
+			require.Equal(t, []string{"oncall@example.com"}, msgs[0].To)
 		})
 	}
 }
