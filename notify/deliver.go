@@ -147,9 +147,11 @@ func (s *Service) begin(ctx context.Context, id string) (*herald.Delivery, *hera
 	if interrupted {
 		s.log.WarnContext(ctx, "delivery interrupted mid-attempt; retrying", "delivery_id", id, "partner", d.Partner)
 	}
-	n, err := s.cfg.Store.Notification(ctx, d.NotificationID)
-	if err != nil {
-		return nil, nil, false, 0, err
+	n, ok := s.recent.get(d.NotificationID)
+	if !ok {
+		if n, err = s.cfg.Store.Notification(ctx, d.NotificationID); err != nil {
+			return nil, nil, false, 0, err
+		}
 	}
 	return d, n, interrupted, 0, nil
 }

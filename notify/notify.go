@@ -70,6 +70,7 @@ type Service struct {
 	metrics  *Metrics
 	log      *slog.Logger
 	breakers map[string]*breaker
+	recent   *notificationCache
 }
 
 // New returns a Service for cfg.
@@ -93,7 +94,8 @@ func New(cfg Config) (*Service, error) {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	s := &Service{cfg: cfg, clock: cfg.Clock, policy: cfg.Policy.WithDefaults(), metrics: cfg.Metrics,
-		tracer: cfg.TracerProvider.Tracer("herald/notify"), log: cfg.Logger, breakers: map[string]*breaker{}}
+		tracer: cfg.TracerProvider.Tracer("herald/notify"), log: cfg.Logger, breakers: map[string]*breaker{},
+		recent: newNotificationCache(4096)}
 	for _, ps := range cfg.Channels {
 		for _, p := range ps {
 			if _, dup := s.breakers[p.Name()]; !dup {
@@ -156,7 +158,11 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, idempotencyKey 
 	}
 	canonical, _ := json.Marshal(req)
 	sum := sha256.Sum256(canonical)
-	return s.cfg.Store.CreateNotification(ctx, n, hex.EncodeToString(sum[:]), s.cfg.Enqueue)
+	created, existed, err := s.cfg.Store.CreateNotification(ctx, n, hex.EncodeToString(sum[:]), s.cfg.Enqueue)
+	if err == nil {
+		s.recent.put(created)
+	}
+	return created, existed, err
 }
 
 func (s *Service) validate(req CreateRequest) error {
