@@ -54,6 +54,7 @@ package ses
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -188,23 +189,54 @@ func (p *Provider) Kind() string { return "ses" }
 // maxTag is the most characters of a tag's name or value.
 const maxTag = 256
 
-// CheckMetadata applies SES's MessageTag rules to md: every name and value
-// is 1 to 256 characters of A-Z a-z 0-9 _ - ("The name can contain only
-// ASCII letters (a-z, A-Z), numbers (0-9), underscores (_), or dashes (-)";
-// the same for the value;
-// https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_MessageTag.html).
-// The SDK checks tags for nil only; SES answers anything else with a 400,
-// so it is refused here, before it is sent, and never rewritten.
+// CheckMetadata applies SES's MessageTag rules to md
+// (https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_MessageTag.html):
+// names and values are 1 to 256 characters of A-Z a-z 0-9 _ -. The SDK
+// checks tags for nil only and SES answers anything else with a 400, so
+// herald enforces the rule before sending: a name must already follow it
+// (names are the user's to choose), and a value that does not is encoded
+// reversibly by EncodeTagValue; a value too long to fit once encoded is
+// refused.
 func (p *Provider) CheckMetadata(md map[string]string) error {
 	for _, k := range slices.Sorted(maps.Keys(md)) {
 		if err := checkTag(k); err != "" {
 			return herald.Invalid("metadata."+k, "invalid", "ses tag names %s; %q does not", err, k)
 		}
-		if err := checkTag(md[k]); err != "" {
-			return herald.Invalid("metadata."+k, "invalid", "ses tag values %s; the value of %q does not (SES would refuse it)", err, k)
+		if len(EncodeTagValue(md[k])) > maxTag {
+			return herald.Invalid("metadata."+k, "invalid", "ses tag values are at most %d characters; the value of %q does not fit, even encoded (at most %d bytes can be)", maxTag, k, maxEncodable)
 		}
 	}
 	return nil
+}
+
+// encodedPrefix marks a tag value EncodeTagValue encoded.
+const encodedPrefix = "b64-"
+
+// maxEncodable is the longest value, in bytes, that fits a tag once encoded.
+const maxEncodable = (maxTag - len(encodedPrefix)) * 3 / 4
+
+// EncodeTagValue returns v as an SES tag value: unchanged when it already
+// follows SES's rule and does not start with "b64-"; otherwise "b64-" and
+// its unpadded base64url, whose characters SES accepts. Partner events carry
+// the encoded value; DecodeTagValue reverses it.
+func EncodeTagValue(v string) string {
+	if checkTag(v) == "" && !strings.HasPrefix(v, encodedPrefix) {
+		return v
+	}
+	return encodedPrefix + base64.RawURLEncoding.EncodeToString([]byte(v))
+}
+
+// DecodeTagValue reverses EncodeTagValue.
+func DecodeTagValue(v string) (string, error) {
+	rest, ok := strings.CutPrefix(v, encodedPrefix)
+	if !ok {
+		return v, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return "", fmt.Errorf("ses: decode tag value: %w", err)
+	}
+	return string(b), nil
 }
 
 // checkTag returns the rule s breaks, or "".
@@ -243,7 +275,7 @@ func (p *Provider) input(e *herald.Email) *sesv2.SendEmailInput {
 		Content:          &types.EmailContent{Simple: &types.Message{Subject: utf8(e.Subject), Body: body}},
 	}
 	for _, k := range slices.Sorted(maps.Keys(e.Metadata)) {
-		in.EmailTags = append(in.EmailTags, types.MessageTag{Name: aws.String(k), Value: aws.String(e.Metadata[k])})
+		in.EmailTags = append(in.EmailTags, types.MessageTag{Name: aws.String(k), Value: aws.String(EncodeTagValue(e.Metadata[k]))})
 	}
 	if p.cfg.ConfigurationSetName != "" {
 		in.ConfigurationSetName = aws.String(p.cfg.ConfigurationSetName)

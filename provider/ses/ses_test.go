@@ -380,38 +380,57 @@ func TestCheckMetadata(t *testing.T) {
 	b := setup(t, nil, nil)
 	require.NoError(t, b.p.CheckMetadata(email().Metadata))
 	require.NoError(t, b.p.CheckMetadata(map[string]string{"A-z_09": strings.Repeat("x", 256)}))
+	// Values SES's rule refuses are encoded, not refused: the incident's
+	// kind of value travels.
+	require.NoError(t, b.p.CheckMetadata(map[string]string{"owner": "a@b.c", "trigger": "x y", "version": "1.2",
+		"url": "https://example.com", "team": "équipe", "empty": ""}))
 	for _, tc := range []struct {
 		md    map[string]string
 		field string
+		rule  string
 	}{
-		{map[string]string{"owner": "a@b.c"}, "metadata.owner"},
-		{map[string]string{"trigger": "x y"}, "metadata.trigger"},
-		{map[string]string{"version": "1.2"}, "metadata.version"},
-		{map[string]string{"url": "https://example.com"}, "metadata.url"},
-		{map[string]string{"team": "équipe"}, "metadata.team"},
-		{map[string]string{"team": ""}, "metadata.team"},
-		{map[string]string{"team": strings.Repeat("x", 257)}, "metadata.team"},
-		{map[string]string{"team.name": "sre"}, "metadata.team.name"},
-		{map[string]string{"ses:feedback-id": "a"}, "metadata.ses:feedback-id"},
+		{map[string]string{"team": strings.Repeat("é", 100)}, "metadata.team", "even encoded"},
+		{map[string]string{"team.name": "sre"}, "metadata.team.name", "must be 1 to 256 characters of A-Z a-z 0-9 _ -"},
+		{map[string]string{"ses:feedback-id": "a"}, "metadata.ses:feedback-id", "must be 1 to 256 characters of A-Z a-z 0-9 _ -"},
 	} {
 		err := b.p.CheckMetadata(tc.md)
 		require.Equal(t, herald.EINVALID, herald.ErrorCode(err), "%v", tc.md)
 		var he *herald.Error
 		require.True(t, errors.As(err, &he))
 		require.Equal(t, tc.field, he.Fields[0].Field)
-		require.Contains(t, err.Error(), "must be 1 to 256 characters of A-Z a-z 0-9 _ -")
+		require.Contains(t, err.Error(), tc.rule)
 	}
 
-	// Send fails closed on what CheckMetadata refuses: nothing is sent, and
-	// the value is not rewritten into something SES would take.
+	// Send fails closed on what CheckMetadata refuses: nothing is sent.
 	e := email()
-	e.Metadata["owner"] = "a@b.c"
+	e.Metadata["team.name"] = "sre"
 	r := b.p.Send(context.Background(), e)
 	require.Equal(t, herald.OutcomeRejected, r.Outcome)
 	require.Equal(t, "encode", r.Reason)
-	require.Contains(t, r.Error, "metadata.owner")
+	require.Contains(t, r.Error, "metadata.team.name")
 	require.Equal(t, 0, metric(t, b, `herald_sandbox_requests_total{code="200",partner="ses"}`))
 	require.Equal(t, 0, metric(t, b, `herald_sandbox_requests_total{code="400",partner="ses"}`))
+}
+
+// A value outside SES's rule reaches SES encoded — SES accepts it — and
+// decodes back to what was sent.
+func TestTagValuesAreEncodedReversibly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, nil)
+	e := email()
+	e.Metadata["owner"] = "oncall@example.com"
+	e.Metadata["note"] = "b64-looks-encoded"
+	r := b.p.Send(context.Background(), e)
+	require.Equal(t, herald.OutcomeAccepted, r.Outcome, r.Error)
+	msgs := b.sb.Messages(sandbox.MessageFilter{MessageID: r.MessageID})
+	require.Len(t, msgs, 1)
+	for k, want := range e.Metadata {
+		got, err := ses.DecodeTagValue(msgs[0].Metadata[k])
+		require.NoError(t, err)
+		require.Equal(t, want, got, k)
+	}
+	require.Equal(t, "platform", msgs[0].Metadata["team"], "a value SES accepts is sent as it is")
+	require.True(t, strings.HasPrefix(msgs[0].Metadata["owner"], "b64-"))
 }
 
 // Answers SES documents for SendEmail that the sandbox has no fault for,
@@ -517,4 +536,28 @@ func TestNewValidates(t *testing.T) {
 		_, err := ses.New(cfg)
 		require.Error(t, err, name)
 	}
+}
+
+// FuzzTagValue: every value CheckMetadata accepts encodes to what SES takes
+// and decodes back to itself.
+func FuzzTagValue(f *testing.F) {
+	for _, seed := range []string{"platform", "a@b.c", "", "b64-x", "é", strings.Repeat("z", 189)} {
+		f.Add(seed)
+	}
+	allowed := regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
+	p, err := ses.New(ses.Config{Name: "ses", Region: "us-east-1", AccessKeyID: "a", SecretAccessKey: "s", From: "a@example.com"})
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, v string) {
+		if p.CheckMetadata(map[string]string{"k": v}) != nil {
+			return
+		}
+		enc := ses.EncodeTagValue(v)
+		if !allowed.MatchString(enc) {
+			t.Fatalf("%q encodes to %q, which SES refuses", v, enc)
+		}
+		dec, err := ses.DecodeTagValue(enc)
+		if err != nil || dec != v {
+			t.Fatalf("%q → %q → %q, %v", v, enc, dec, err)
+		}
+	})
 }
