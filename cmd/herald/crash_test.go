@@ -64,7 +64,8 @@ func startProcess(t *testing.T, bin string, env []string, args ...string) *proce
 // Crash safety: herald is killed with SIGKILL while attempts are in flight,
 // then restarted. Every owed delivery completes; none is lost; a message
 // reaches the partner more than once only where an attempt's outcome was
-// unknown, and every such duplicate is counted on its delivery.
+// unknown, and every such duplicate is counted on its delivery. Then a
+// graceful stop (SIGTERM) with attempts in flight interrupts nothing.
 func TestKilledWithAttemptsInFlightLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the real binary")
@@ -126,6 +127,27 @@ delivery: {attempt_timeout: 1s, workers: 8, backoff_base: 100ms}
 		}
 	}
 	t.Logf("%d deliveries, %d accepted before the kill, %d reached the partner twice (all counted)", total, accepted.Load(), duplicates)
+
+	// A graceful stop with attempts in flight: they finish, nothing is
+	// interrupted, and what was not started is done by the next run.
+	var more []string
+	for i := range 20 {
+		status, n := h.do(t, "POST", "/1/notifications", notification(fmt.Sprintf("late%d@example.com", i), nil))
+		require.Equal(t, 202, status)
+		more = append(more, firstDelivery(t, n))
+	}
+	h.waitState(t, more[0], herald.StateAccepted)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	require.NoError(t, p.cmd.Wait(), "a SIGTERM stops herald cleanly")
+	p = startProcess(t, bin, env, "--config", cfg)
+	h.url = p.url
+	for _, id := range more {
+		d := h.waitState(t, id, herald.StateAccepted)
+		for _, a := range d["attempts"].([]any) {
+			require.NotEqual(t, "interrupted", a.(map[string]any)["reason"], "a graceful stop interrupts nothing")
+		}
+		require.Len(t, sb.Messages(sandbox.MessageFilter{MetadataKey: herald.MetaDeliveryID, MetadataValue: id}), 1)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	require.NoError(t, p.cmd.Wait())
 }
