@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,6 +228,66 @@ func TestPartnerSideFailures(t *testing.T) {
 		require.Equal(t, herald.OutcomeUnknown, r.Outcome, "%+v", r)
 		require.Equal(t, "timeout_after_send", r.Reason, "ctx's deadline ended the wait, not the 1m timeout")
 	})
+}
+
+// TestAcceptedThenConnectionLost is reference/providers.md §7 case 11: the
+// server answered 250 to DATA and the connection broke before RSET was
+// answered; go-mail returns an error, yet the message is the server's and
+// must never be sent again. The sandbox serves on a listener whose
+// connections break at the first read after the message reached the mailbox.
+func TestAcceptedThenConnectionLost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := b.sb.ServeSMTP(breakAfterAccept{l, b.sb})
+	t.Cleanup(func() { srv.Close() })
+
+	r := b.partner(t, l.Addr().String(), password, time.Second).Send(context.Background(), email("oncall@example.com"))
+	require.Equal(t, herald.OutcomeAccepted, r.Outcome, "%+v", r)
+	require.Equal(t, 250, r.Status)
+	require.Contains(t, r.Error, "after the message was accepted")
+	require.Contains(t, r.Error, "RESET")
+	msgs := b.sb.Messages(sandbox.MessageFilter{Partner: sandbox.SMTP})
+	require.Len(t, msgs, 1)
+	require.Equal(t, msgs[0].MessageID, r.MessageID)
+}
+
+// breakAfterAccept hands out connections that close themselves at the first
+// read after the sandbox's answer to a message it took.
+type breakAfterAccept struct {
+	net.Listener
+	sb *sandbox.Running
+}
+
+func (l breakAfterAccept) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &breakingConn{Conn: c, sb: l.sb}, nil
+}
+
+type breakingConn struct {
+	net.Conn
+	sb      *sandbox.Running
+	written atomic.Bool // the server wrote after the message reached the mailbox
+}
+
+func (c *breakingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if len(c.sb.Messages(sandbox.MessageFilter{Partner: sandbox.SMTP})) > 0 {
+		c.written.Store(true)
+	}
+	return n, err
+}
+
+func (c *breakingConn) Read(p []byte) (int, error) {
+	if c.written.Load() {
+		c.Conn.Close()
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Read(p)
 }
 
 func TestMessageGolden(t *testing.T) {
