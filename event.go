@@ -124,6 +124,14 @@ func ValidDatasetName(name string) error {
 	return nil
 }
 
+// RunOptions says how to run a query.
+type RunOptions struct {
+	// Now is the end of relative time ranges.
+	Now time.Time
+	// Series asks for the time series beside the results.
+	Series bool
+}
+
 // WriteResult says what became of each event of a Write, by position.
 type WriteResult struct {
 	// Errors has one entry per event: nil if it was stored, else why not
@@ -154,10 +162,10 @@ type EventStore interface {
 	// not exist.
 	Columns(ctx context.Context, name string) ([]Column, error)
 
-	// Run answers q over the dataset named name (or AllDatasets), with
-	// relative times measured from now. Returns EINVALID for a query that
-	// breaks a rule and ENOTFOUND for an unknown dataset.
-	Run(ctx context.Context, name string, q Query, now time.Time) (*QueryData, error)
+	// Run answers q over the dataset named name (or AllDatasets). Returns
+	// EINVALID for a query that breaks a rule and ENOTFOUND for an
+	// unknown dataset.
+	Run(ctx context.Context, name string, q Query, opt RunOptions) (*QueryData, error)
 
 	// DeleteExpired deletes the events each dataset's retention no longer
 	// keeps at now, and returns how many.

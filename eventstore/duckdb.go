@@ -1,0 +1,336 @@
+// Package eventstore keeps events and answers queries over them. DuckDB is
+// the embedded store: one file in the data directory, one table per
+// dataset, a column per field. Field names never reach SQL: each field is
+// stored in a column herald names itself (c1, c2, …), listed in a catalog
+// table, and queries are compiled against that catalog with every value
+// bound as a parameter.
+package eventstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"herald"
+	"herald/clock"
+)
+
+// Config configures a DuckDB event store.
+type Config struct {
+	// Path is the database file. Required.
+	Path string
+	// RetentionDays is how long a new dataset keeps its events. Defaults
+	// to 60.
+	RetentionDays int
+	// MaxColumns is the most columns a dataset may have; an event that
+	// would add more is refused. Defaults to 10,000.
+	MaxColumns int
+	// MaxPending is the most events that may wait for the writer; beyond
+	// it writes are refused with EUNAVAILABLE rather than queued without
+	// bound. Defaults to 500,000.
+	MaxPending int
+	// Clock defaults to the real clock.
+	Clock clock.Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.RetentionDays == 0 {
+		c.RetentionDays = 60
+	}
+	if c.MaxColumns == 0 {
+		c.MaxColumns = 10_000
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 500_000
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Path == "":
+		return errors.New("eventstore: Path is required")
+	case c.RetentionDays < 0:
+		return errors.New("eventstore: RetentionDays cannot be negative")
+	case c.MaxColumns < 1:
+		return errors.New("eventstore: MaxColumns must be positive")
+	}
+	return nil
+}
+
+// DuckDB is the embedded event store. It is safe for concurrent use: reads
+// run on a pool of connections, and every write goes through one writer
+// that commits many requests at once (group commit).
+type DuckDB struct {
+	cfg       Config
+	connector *duckdb.Connector
+	db        *sql.DB
+
+	mu       sync.RWMutex
+	datasets map[string]*dataset // by slug
+
+	writes chan *writeRequest
+	queued atomic.Int64 // events waiting for the writer
+	stop    chan struct{}
+	stopped chan struct{}
+	closing sync.Once
+}
+
+// dataset is the catalog entry of one dataset. Its fields change only
+// under DuckDB.mu, and only the writer changes them.
+type dataset struct {
+	id   int64
+	meta herald.Dataset
+	cols map[string]*column // by field name
+	// order is the table's column order after __time_us and __samplerate.
+	order   []*column
+	nextCol int
+}
+
+type column struct {
+	name     string
+	physical string // c1, c2, …: never derived from the field name
+	typ      string
+}
+
+func (d *dataset) table() string { return fmt.Sprintf("events_%d", d.id) }
+
+// Open opens (creating if need be) the DuckDB event store at cfg.Path and
+// starts its writer. Close stops it.
+func Open(ctx context.Context, cfg Config) (*DuckDB, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	connector, err := duckdb.NewConnector(cfg.Path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: open %s: %w", cfg.Path, err)
+	}
+	s := &DuckDB{
+		cfg: cfg, connector: connector, db: sql.OpenDB(connector),
+		datasets: map[string]*dataset{},
+		writes:   make(chan *writeRequest, 1024),
+		stop:     make(chan struct{}), stopped: make(chan struct{}),
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		connector.Close()
+		return nil, err
+	}
+	if err := s.load(ctx); err != nil {
+		s.db.Close()
+		connector.Close()
+		return nil, err
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		s.db.Close()
+		connector.Close()
+		return nil, fmt.Errorf("eventstore: writer connection: %w", err)
+	}
+	go s.writer(conn)
+	return s, nil
+}
+
+// Close stops the writer after the writes already queued, then closes the
+// database.
+func (s *DuckDB) Close() error {
+	s.closing.Do(func() { close(s.stop) })
+	<-s.stopped
+	err := s.db.Close()
+	return errors.Join(err, s.connector.Close())
+}
+
+func (s *DuckDB) migrate(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `
+CREATE TABLE IF NOT EXISTS herald_datasets (
+	id BIGINT PRIMARY KEY,
+	slug VARCHAR NOT NULL UNIQUE,
+	name VARCHAR NOT NULL,
+	description VARCHAR NOT NULL,
+	expand_json_depth INTEGER NOT NULL,
+	retention_days INTEGER NOT NULL,
+	created_at TIMESTAMP NOT NULL,
+	last_written_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS herald_columns (
+	dataset_id BIGINT NOT NULL,
+	name VARCHAR NOT NULL,
+	physical VARCHAR NOT NULL,
+	type VARCHAR NOT NULL,
+	position INTEGER NOT NULL,
+	PRIMARY KEY (dataset_id, name)
+);`)
+	if err != nil {
+		return fmt.Errorf("eventstore: migrate: %w", err)
+	}
+	return nil
+}
+
+// load reads the catalog into memory.
+func (s *DuckDB) load(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, slug, name, description, expand_json_depth, retention_days,
+		created_at, last_written_at FROM herald_datasets`)
+	if err != nil {
+		return fmt.Errorf("eventstore: load datasets: %w", err)
+	}
+	defer rows.Close()
+	byID := map[int64]*dataset{}
+	datasets := map[string]*dataset{}
+	for rows.Next() {
+		d := &dataset{cols: map[string]*column{}}
+		var last sql.NullTime
+		if err := rows.Scan(&d.id, &d.meta.Slug, &d.meta.Name, &d.meta.Description, &d.meta.ExpandJSONDepth,
+			&d.meta.RetentionDays, &d.meta.CreatedAt, &last); err != nil {
+			return fmt.Errorf("eventstore: load datasets: %w", err)
+		}
+		d.meta.CreatedAt = d.meta.CreatedAt.UTC()
+		if last.Valid {
+			t := last.Time.UTC()
+			d.meta.LastWrittenAt = &t
+		}
+		byID[d.id] = d
+		datasets[d.meta.Slug] = d
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("eventstore: load datasets: %w", err)
+	}
+	crows, err := s.db.QueryContext(ctx, `SELECT dataset_id, name, physical, type FROM herald_columns ORDER BY dataset_id, position`)
+	if err != nil {
+		return fmt.Errorf("eventstore: load columns: %w", err)
+	}
+	defer crows.Close()
+	for crows.Next() {
+		var id int64
+		c := &column{}
+		if err := crows.Scan(&id, &c.name, &c.physical, &c.typ); err != nil {
+			return fmt.Errorf("eventstore: load columns: %w", err)
+		}
+		d := byID[id]
+		if d == nil {
+			continue
+		}
+		d.cols[c.name] = c
+		d.order = append(d.order, c)
+		var n int
+		fmt.Sscanf(c.physical, "c%d", &n)
+		d.nextCol = max(d.nextCol, n)
+	}
+	if err := crows.Err(); err != nil {
+		return fmt.Errorf("eventstore: load columns: %w", err)
+	}
+	for _, d := range datasets {
+		d.meta.RegularColumnsCount = len(d.order)
+	}
+	s.mu.Lock()
+	s.datasets = datasets
+	s.mu.Unlock()
+	return nil
+}
+
+// CreateDataset implements herald.EventStore.
+func (s *DuckDB) CreateDataset(ctx context.Context, d herald.Dataset) (herald.Dataset, bool, error) {
+	if err := herald.ValidDatasetName(d.Name); err != nil {
+		return herald.Dataset{}, false, err
+	}
+	if d.RetentionDays < 0 {
+		return herald.Dataset{}, false, herald.Invalid("retention_days", "invalid", "cannot be negative")
+	}
+	if ds, err := s.Dataset(ctx, d.Name); err == nil {
+		return ds, false, nil
+	}
+	res, err := s.submit(ctx, &writeRequest{create: &d})
+	if err != nil {
+		return herald.Dataset{}, false, err
+	}
+	return res.dataset, res.created, nil
+}
+
+// Dataset implements herald.EventStore.
+func (s *DuckDB) Dataset(_ context.Context, name string) (herald.Dataset, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	d := s.datasets[herald.DatasetSlug(name)]
+	if d == nil {
+		return herald.Dataset{}, herald.Errorf(herald.ENOTFOUND, "dataset %q not found", name)
+	}
+	return d.meta, nil
+}
+
+// Datasets implements herald.EventStore.
+func (s *DuckDB) Datasets(context.Context) ([]herald.Dataset, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]herald.Dataset, 0, len(s.datasets))
+	for _, d := range s.datasets {
+		out = append(out, d.meta)
+	}
+	slices.SortFunc(out, func(a, b herald.Dataset) int { return cmpString(a.Slug, b.Slug) })
+	return out, nil
+}
+
+// Columns implements herald.EventStore.
+func (s *DuckDB) Columns(_ context.Context, name string) ([]herald.Column, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	d := s.datasets[herald.DatasetSlug(name)]
+	if d == nil {
+		return nil, herald.Errorf(herald.ENOTFOUND, "dataset %q not found", name)
+	}
+	out := make([]herald.Column, 0, len(d.order))
+	for _, c := range d.order {
+		out = append(out, herald.Column{Name: c.name, Type: c.typ})
+	}
+	slices.SortFunc(out, func(a, b herald.Column) int { return cmpString(a.Name, b.Name) })
+	return out, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// duckType is the DuckDB type of a column type.
+func duckType(typ string) string {
+	switch typ {
+	case herald.TypeInteger:
+		return "BIGINT"
+	case herald.TypeFloat:
+		return "DOUBLE"
+	case herald.TypeBoolean:
+		return "BOOLEAN"
+	}
+	return "VARCHAR"
+}
+
+// rawConn runs f with the driver connection under c.
+func rawConn(c *sql.Conn, f func(driver.Conn) error) error {
+	return c.Raw(func(dc any) error { return f(dc.(driver.Conn)) })
+}
+
+var _ herald.EventStore = (*DuckDB)(nil)
+
+// now is the store's clock reading, in UTC.
+func (s *DuckDB) now() time.Time { return s.cfg.Clock.Now().UTC() }

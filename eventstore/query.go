@@ -1,0 +1,133 @@
+package eventstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"herald"
+)
+
+// Run implements herald.EventStore.
+func (s *DuckDB) Run(ctx context.Context, name string, q herald.Query, opt herald.RunOptions) (*herald.QueryData, error) {
+	q, err := q.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	sources, err := s.sources(name)
+	if err != nil {
+		return nil, err
+	}
+	data := &herald.QueryData{Results: []herald.ResultRow{}}
+	if opt.Series {
+		data.Series = []herald.SeriesPoint{}
+	}
+	if len(sources) == 0 {
+		return data, nil
+	}
+	start, end := q.Window(opt.Now)
+	p := newPlan(q, sources, start, end)
+	res := p.results()
+	err = s.scan(ctx, res, func(row []any) {
+		data.Results = append(data.Results, herald.ResultRow{Data: p.row(row)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !opt.Series {
+		return data, nil
+	}
+	err = s.scan(ctx, p.series(), func(row []any) {
+		at, _ := row[0].(int64)
+		data.Series = append(data.Series, herald.SeriesPoint{Time: time.UnixMicro(at).UTC(), Data: p.row(row[1:])})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// sources returns the datasets a query over name reads.
+func (s *DuckDB) sources(name string) ([]source, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if name == herald.AllDatasets {
+		out := make([]source, 0, len(s.datasets))
+		for _, d := range s.datasets {
+			out = append(out, source{table: d.table(), cols: d.cols})
+		}
+		slices.SortFunc(out, func(a, b source) int { return cmpString(a.table, b.table) })
+		return out, nil
+	}
+	d := s.datasets[herald.DatasetSlug(name)]
+	if d == nil {
+		return nil, herald.Errorf(herald.ENOTFOUND, "dataset %q not found", name)
+	}
+	// Published catalog entries are never changed, only replaced, so the
+	// query may keep reading this one.
+	return []source{{table: d.table(), cols: d.cols}}, nil
+}
+
+// scan runs a query and calls f with each row's values.
+func (s *DuckDB) scan(ctx context.Context, b *sqlb, f func([]any)) error {
+	rows, err := s.db.QueryContext(ctx, b.sb.String(), b.args...)
+	if err != nil {
+		return fmt.Errorf("eventstore: query: %w", err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return fmt.Errorf("eventstore: query: %w", err)
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return fmt.Errorf("eventstore: query: %w", err)
+		}
+		f(slices.Clone(vals))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("eventstore: query: %w", err)
+	}
+	return nil
+}
+
+// row names the values of a result row: breakdowns by column, then
+// calculations by Calculation.Name.
+func (p *plan) row(vals []any) map[string]any {
+	out := make(map[string]any, len(vals))
+	for i, name := range p.q.Breakdowns {
+		out[name] = value(vals[i])
+	}
+	for i, c := range p.calcs {
+		out[c.Name()] = value(vals[len(p.q.Breakdowns)+i])
+	}
+	return out
+}
+
+// value is a database value as JSON can carry it: NaN and infinities
+// (a TRY_CAST of "nan", say) become null.
+func value(v any) any {
+	switch v := v.(type) {
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+	case float32:
+		return value(float64(v))
+	case int32:
+		return int64(v)
+	case sql.RawBytes:
+		return string(v)
+	case []byte:
+		return string(v)
+	}
+	return v
+}
