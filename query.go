@@ -309,3 +309,13 @@ type SeriesPoint struct {
 	Time time.Time      `json:"time"`
 	Data map[string]any `json:"data"`
 }
+
+// QueryResult is a query run at one moment, kept so clients can read it
+// back.
+type QueryResult struct {
+	ID        string
+	QueryID   string
+	Dataset   string
+	Data      QueryData
+	CreatedAt time.Time
+}

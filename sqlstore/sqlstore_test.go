@@ -191,3 +191,28 @@ func ids(ds []herald.Delivery) []string {
 	}
 	return out
 }
+
+func TestQueriesAndResults(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _, _ := open(t)
+	q, err := db.CreateQuery(ctx, "checkout", herald.Query{Calculations: []herald.Calculation{{Op: "P99", Column: "duration_ms"}}, TimeRange: 600})
+	require.NoError(t, err)
+	require.NotEmpty(t, q.ID)
+	got, err := db.GetQuery(ctx, "checkout", q.ID)
+	require.NoError(t, err)
+	require.Equal(t, q, got)
+	_, err = db.GetQuery(ctx, "other", q.ID)
+	require.Equal(t, herald.ENOTFOUND, herald.ErrorCode(err))
+
+	r := &herald.QueryResult{QueryID: q.ID, Dataset: "checkout", Data: herald.QueryData{Results: []herald.ResultRow{{Data: map[string]any{"COUNT": 3.0}}}}}
+	require.NoError(t, db.CreateQueryResult(ctx, r))
+	back, err := db.GetQueryResult(ctx, "checkout", r.ID)
+	require.NoError(t, err)
+	require.Equal(t, r, back)
+	n, err := db.DeleteQueryResults(ctx, r.CreatedAt.Add(time.Nanosecond))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	_, err = db.GetQueryResult(ctx, "checkout", r.ID)
+	require.Equal(t, herald.ENOTFOUND, herald.ErrorCode(err))
+}
