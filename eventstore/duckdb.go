@@ -86,8 +86,8 @@ type DuckDB struct {
 	mu       sync.RWMutex
 	datasets map[string]*dataset // by slug
 
-	writes chan *writeRequest
-	queued atomic.Int64 // events waiting for the writer
+	writes  chan *writeRequest
+	queued  atomic.Int64 // events waiting for the writer
 	stop    chan struct{}
 	stopped chan struct{}
 	closing sync.Once
