@@ -217,7 +217,7 @@ func testFilters(t *testing.T, open Opener) {
 		want   int64
 	}{
 		{f("status", "=", 200.0), 1},
-		{f("status", "=", "200"), 1}, // a numeric string against a number column
+		{f("status", "=", "200"), 1},  // a numeric string against a number column
 		{f("status", "!=", 200.0), 4}, // events without status match !=
 		{f("status", ">", 404.0), 2},
 		{f("status", ">=", 404.0), 3},
