@@ -9,6 +9,7 @@ import (
 	"maps"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/duckdb/duckdb-go/v2"
 
@@ -298,6 +299,10 @@ func (t *txn) admit(ctx context.Context, d *dataset, events []herald.Event) ([]e
 			errs[i] = herald.Errorf(herald.EINVALID, "Event has no fields.")
 			continue
 		}
+		if err := validText(e); err != nil {
+			errs[i] = err
+			continue
+		}
 		fresh := 0
 		for name := range e.Fields {
 			if d.cols[name] == nil {
@@ -342,6 +347,20 @@ func (t *txn) admit(ctx context.Context, d *dataset, events []herald.Event) ([]e
 	}
 	d.meta.RegularColumnsCount = len(d.order)
 	return errs, nil
+}
+
+// validText refuses an event whose field names or string values are not
+// UTF-8: the database would refuse it, and with it the whole commit.
+func validText(e herald.Event) error {
+	for name, v := range e.Fields {
+		if !utf8.ValidString(name) {
+			return herald.Errorf(herald.EINVALID, "field name %q is not valid UTF-8", name)
+		}
+		if s, ok := v.(string); ok && !utf8.ValidString(s) {
+			return herald.Errorf(herald.EINVALID, "field %q: the value is not valid UTF-8", name)
+		}
+	}
+	return nil
 }
 
 // append writes events to d's table with DuckDB's appender, converting
