@@ -90,10 +90,15 @@ func unmarshal(req request, body []byte, enc Encoding) error {
 	return nil
 }
 
-// TracesResponse returns an empty ExportTraceServiceResponse encoded in
-// enc; JSON for an unknown encoding.
-func TracesResponse(enc Encoding) []byte {
+// TracesResponse returns an ExportTraceServiceResponse encoded in enc
+// (JSON for an unknown encoding). With rejected > 0 it carries OTLP's
+// partial success: how many spans were refused, and why.
+func TracesResponse(enc Encoding, rejected int64, message string) []byte {
 	resp := ptraceotlp.NewExportResponse()
+	if rejected > 0 {
+		resp.PartialSuccess().SetRejectedSpans(rejected)
+		resp.PartialSuccess().SetErrorMessage(message)
+	}
 	var b []byte
 	if enc == Protobuf {
 		b, _ = resp.MarshalProto()
@@ -103,10 +108,13 @@ func TracesResponse(enc Encoding) []byte {
 	return nonNil(b)
 }
 
-// LogsResponse returns an empty ExportLogsServiceResponse encoded in enc;
-// JSON for an unknown encoding.
-func LogsResponse(enc Encoding) []byte {
+// LogsResponse is TracesResponse for logs.
+func LogsResponse(enc Encoding, rejected int64, message string) []byte {
 	resp := plogotlp.NewExportResponse()
+	if rejected > 0 {
+		resp.PartialSuccess().SetRejectedLogRecords(rejected)
+		resp.PartialSuccess().SetErrorMessage(message)
+	}
 	var b []byte
 	if enc == Protobuf {
 		b, _ = resp.MarshalProto()

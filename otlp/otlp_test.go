@@ -61,13 +61,19 @@ func TestResponses(t *testing.T) {
 	t.Parallel()
 
 	tr := ptraceotlp.NewExportResponse()
-	require.NoError(t, tr.UnmarshalJSON(TracesResponse(JSON)))
-	require.NoError(t, tr.UnmarshalProto(TracesResponse(Protobuf)))
+	require.NoError(t, tr.UnmarshalJSON(TracesResponse(JSON, 0, "")))
+	require.NoError(t, tr.UnmarshalProto(TracesResponse(Protobuf, 0, "")))
+	require.Zero(t, tr.PartialSuccess().RejectedSpans())
+	require.NoError(t, tr.UnmarshalProto(TracesResponse(Protobuf, 2, "too many columns")))
+	require.EqualValues(t, 2, tr.PartialSuccess().RejectedSpans())
+	require.Equal(t, "too many columns", tr.PartialSuccess().ErrorMessage())
 
 	lr := plogotlp.NewExportResponse()
-	require.NoError(t, lr.UnmarshalJSON(LogsResponse(JSON)))
-	require.NoError(t, lr.UnmarshalProto(LogsResponse(Protobuf)))
-	require.NotNil(t, LogsResponse(Protobuf))
+	require.NoError(t, lr.UnmarshalJSON(LogsResponse(JSON, 0, "")))
+	require.NoError(t, lr.UnmarshalProto(LogsResponse(Protobuf, 0, "")))
+	require.NotNil(t, LogsResponse(Protobuf, 0, ""))
+	require.NoError(t, lr.UnmarshalJSON(LogsResponse(JSON, 1, "bad")))
+	require.EqualValues(t, 1, lr.PartialSuccess().RejectedLogRecords())
 }
 
 func TestStatus(t *testing.T) {

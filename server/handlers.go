@@ -20,9 +20,13 @@ func keyFrom(ctx context.Context) herald.APIKey {
 	return k
 }
 
-// secretOf reads the API key from X-Honeycomb-Team or Authorization: Bearer.
+// secretOf reads the API key from X-Honeycomb-Team (or Refinery's alias
+// X-Hny-Team) or Authorization: Bearer.
 func secretOf(r *http.Request) string {
 	if k := r.Header.Get("X-Honeycomb-Team"); k != "" {
+		return k
+	}
+	if k := r.Header.Get("X-Hny-Team"); k != "" {
 		return k
 	}
 	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {

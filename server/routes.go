@@ -11,6 +11,22 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /metrics", d.Metrics)
 
 	mux.Handle("GET /1/auth", authenticateAny(d, handleAuth()))
+	mux.Handle("POST /1/events/{dataset}", authenticateAny(d, handleEvent(d)))
+	mux.Handle("POST /1/batch/{dataset}", authenticateAny(d, handleBatch(d)))
+	mux.Handle("POST /v1/traces", handleOTLP(d, false))
+	mux.Handle("POST /v1/traces/", handleOTLP(d, false))
+	mux.Handle("POST /v1/logs", handleOTLP(d, true))
+	mux.Handle("POST /v1/logs/", handleOTLP(d, true))
+
+	mux.Handle("GET /1/datasets", config(handleListDatasets(d)))
+	mux.Handle("POST /1/datasets", config(handleCreateDataset(d)))
+	mux.Handle("GET /1/datasets/{dataset}", config(handleGetDataset(d)))
+	mux.Handle("GET /1/columns/{dataset}", config(handleListColumns(d)))
+	mux.Handle("POST /1/queries/{dataset}", config(handleCreateQuery(d)))
+	mux.Handle("GET /1/queries/{dataset}/{id}", config(handleGetQuery(d)))
+	mux.Handle("POST /1/query_results/{dataset}", config(handleCreateQueryResult(d)))
+	mux.Handle("GET /1/query_results/{dataset}/{id}", config(handleGetQueryResult(d)))
+
 	mux.Handle("POST /1/notifications", config(handleCreateNotification(d)))
 	mux.Handle("GET /1/notifications/{id}", config(handleGetNotification(d)))
 	mux.Handle("GET /1/deliveries", config(handleListDeliveries(d)))

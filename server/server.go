@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"herald"
+	"herald/clock"
 	"herald/notify"
 	"herald/sqlstore"
 )
@@ -44,14 +45,26 @@ type Reader interface {
 	ListDeliveries(ctx context.Context, f sqlstore.DeliveryFilter) ([]herald.Delivery, error)
 }
 
+// Queries keeps saved queries and their results; *sqlstore.DB implements
+// it.
+type Queries interface {
+	CreateQuery(ctx context.Context, dataset string, q herald.Query) (herald.Query, error)
+	GetQuery(ctx context.Context, dataset, id string) (herald.Query, error)
+	CreateQueryResult(ctx context.Context, r *herald.QueryResult) error
+	GetQueryResult(ctx context.Context, dataset, id string) (*herald.QueryResult, error)
+}
+
 // Deps are what the API serves from. Every field is required except
-// TracerProvider (defaults to the global one) and Ready (defaults to
-// always ready).
+// TracerProvider (defaults to the global one), Ready (defaults to always
+// ready) and Clock (defaults to the real clock).
 type Deps struct {
 	Logger         *slog.Logger
 	Keys           Keys
 	Notifier       Notifier
 	Reader         Reader
+	Events         herald.EventStore
+	Queries        Queries
+	Clock          clock.Clock
 	Metrics        http.Handler
 	Ready          func(ctx context.Context) error
 	TracerProvider trace.TracerProvider
@@ -61,6 +74,9 @@ type Deps struct {
 func NewServer(d Deps) http.Handler {
 	if d.Ready == nil {
 		d.Ready = func(context.Context) error { return nil }
+	}
+	if d.Clock == nil {
+		d.Clock = clock.Real()
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
@@ -170,10 +186,19 @@ var statuses = map[string]struct {
 // writeError answers err in the one error shape. Internal errors are logged
 // with their cause and shown without it.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	writeErrorStatus(w, r, log, err, 0)
+}
+
+// writeErrorStatus is writeError with the HTTP status set to status when
+// it is not 0.
+func writeErrorStatus(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, status int) {
 	code := herald.ErrorCode(err)
 	st, ok := statuses[code]
 	if !ok {
 		st = statuses[herald.EINTERNAL]
+	}
+	if status != 0 {
+		st.status = status
 	}
 	p := problem{Status: st.status, Type: "https://api.honeycomb.io/problems/" + st.slug, Title: st.title, Error: st.title}
 	var he *herald.Error

@@ -29,6 +29,17 @@ type Config struct {
 		AllowNetworks []string `yaml:"allow_networks"`
 	} `yaml:"webhooks"`
 	Delivery DeliveryConfig `yaml:"delivery"`
+	Events   EventsConfig   `yaml:"events"`
+}
+
+// EventsConfig configures the event store.
+type EventsConfig struct {
+	// RetentionDays is how long a new dataset keeps its events. Defaults
+	// to 60; a dataset created through the API may set its own.
+	RetentionDays int `yaml:"retention_days"`
+	// MaxColumns is the most columns one dataset may have. Defaults to
+	// 10,000.
+	MaxColumns int `yaml:"max_columns"`
 }
 
 // PartnerConfig is one partner. Which credential fields apply depends on
@@ -180,6 +191,12 @@ func (c *Config) withDefaults() {
 var partnerKinds = []string{"sendgrid", "postmark", "mailgun", "ses", "smtp"}
 
 func (c *Config) validate() error {
+	if c.Events.RetentionDays < 0 {
+		return fmt.Errorf("config: events.retention_days cannot be negative")
+	}
+	if c.Events.MaxColumns < 0 {
+		return fmt.Errorf("config: events.max_columns cannot be negative")
+	}
 	names := map[string]bool{}
 	for i, p := range c.Partners {
 		at := fmt.Sprintf("partners[%d]", i)

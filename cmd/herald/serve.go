@@ -19,6 +19,7 @@ import (
 
 	"herald"
 	"herald/clock"
+	"herald/eventstore"
 	"herald/notify"
 	"herald/provider"
 	"herald/provider/mailgun"
@@ -99,6 +100,12 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	if err := bootstrapKey(ctx, db, getenv, stdout, log); err != nil {
 		return err
 	}
+	events, err := eventstore.Open(ctx, eventstore.Config{Path: filepath.Join(cfg.DataDir, "events.duckdb"),
+		RetentionDays: cfg.Events.RetentionDays, MaxColumns: cfg.Events.MaxColumns, Logger: log.With("component", "eventstore")})
+	if err != nil {
+		return err
+	}
+	defer events.Close()
 
 	if len(cfg.Partners) == 0 {
 		sb, err := sandbox.Listen(ctx, sandbox.Config{Logger: log.With("component", "sandbox")}, "127.0.0.1:0", "")
@@ -159,7 +166,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	}
 
 	handler := server.NewServer(server.Deps{
-		Logger: log, Keys: db, Notifier: svc, Reader: db, TracerProvider: tracing.Provider,
+		Logger: log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, TracerProvider: tracing.Provider,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
 	})
@@ -183,6 +190,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
+	go expire(ctx, events, db, log)
 	names := make([]string, 0, len(partners))
 	for _, p := range channels["email"] {
 		names = append(names, p.Name())
@@ -201,6 +209,29 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	err = errors.Join(srv.Shutdown(stopCtx), workers.Stop(stopCtx))
 	log.Info("herald stopped")
 	return err
+}
+
+// expire deletes, every ten minutes until ctx ends, the events past their
+// dataset's retention and the query results older than a day.
+func expire(ctx context.Context, events *eventstore.DuckDB, db *sqlstore.DB, log *slog.Logger) {
+	tick := time.NewTicker(10 * time.Minute)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		if n, err := events.DeleteExpired(ctx, now); err != nil && ctx.Err() == nil {
+			log.Error("deleting expired events failed", "error", err)
+		} else if n > 0 {
+			log.Info("deleted expired events", "events", n)
+		}
+		if _, err := db.DeleteQueryResults(ctx, now.Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			log.Error("deleting old query results failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // bootstrapKey makes sure the API can be used: HERALD_API_KEY becomes a
