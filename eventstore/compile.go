@@ -55,6 +55,10 @@ type plan struct {
 	// unified is, for __all__, the one type of each breakdown or raw
 	// input column across datasets.
 	unified map[string]string
+	// inline, when set, is the one dataset a flat query reads: breakdowns
+	// and inputs are written as its column expressions, not as names of
+	// a base relation.
+	inline *source
 }
 
 func newPlan(q herald.Query, sources []source, start, end time.Time) *plan {
@@ -161,21 +165,32 @@ func (p *plan) names(prefix string, n int) string {
 }
 
 func (p *plan) branch(b *sqlb, s source) {
-	many := len(p.sources) > 1
 	b.add("SELECT __time_us AS t, __samplerate AS sr")
-	for i, name := range p.q.Breakdowns {
-		b.add(", " + p.as(s, name, many) + " AS b" + strconv.Itoa(i))
+	for i := range p.q.Breakdowns {
+		b.add(", " + p.breakdownExpr(s, i) + " AS b" + strconv.Itoa(i))
 	}
-	for i, in := range p.inputs {
-		var expr string
-		if in.numeric {
-			expr = numeric(s.cols[in.column], many)
-		} else {
-			expr = p.as(s, in.column, many)
-		}
-		b.add(", " + expr + " AS v" + strconv.Itoa(i))
+	for i := range p.inputs {
+		b.add(", " + p.inputExpr(s, i) + " AS v" + strconv.Itoa(i))
 	}
-	b.add(" FROM "+s.table+" WHERE __time_us >= ? AND __time_us < ?", p.start, p.end)
+	b.add(" FROM " + s.table)
+	p.where(b, s)
+}
+
+func (p *plan) breakdownExpr(s source, i int) string {
+	return p.as(s, p.q.Breakdowns[i], len(p.sources) > 1)
+}
+
+func (p *plan) inputExpr(s source, i int) string {
+	in := p.inputs[i]
+	if in.numeric {
+		return numeric(s.cols[in.column], len(p.sources) > 1)
+	}
+	return p.as(s, in.column, len(p.sources) > 1)
+}
+
+// where writes the time window and the filters over one dataset.
+func (p *plan) where(b *sqlb, s source) {
+	b.add(" WHERE __time_us >= ? AND __time_us < ?", p.start, p.end)
 	if len(p.q.Filters) > 0 {
 		b.add(" AND (")
 		for i, f := range p.q.Filters {
@@ -348,18 +363,26 @@ func asText(v any) string {
 
 // aggregate is the SQL of a calculation over the base relation.
 func (p *plan) aggregate(c herald.Calculation) string {
-	if c.Op == "COUNT" {
-		return "CAST(sum(sr) AS BIGINT)"
+	sr := "sr"
+	if p.inline != nil {
+		sr = "__samplerate"
 	}
-	v := "v" + strconv.Itoa(p.inputOf(c))
+	if c.Op == "COUNT" {
+		return "CAST(sum(" + sr + ") AS BIGINT)"
+	}
+	i := p.inputOf(c)
+	v := "v" + strconv.Itoa(i)
+	if p.inline != nil {
+		v = p.inputExpr(*p.inline, i)
+	}
 	if frac, ok := herald.Percentile(c.Op); ok {
 		return "quantile_cont(" + v + ", " + strconv.FormatFloat(frac, 'f', -1, 64) + ")"
 	}
 	switch c.Op {
 	case "SUM":
-		return "CAST(sum(" + v + " * sr) AS DOUBLE)"
+		return "CAST(sum(" + v + " * " + sr + ") AS DOUBLE)"
 	case "AVG":
-		return "CAST(sum(" + v + " * sr) AS DOUBLE) / sum(CASE WHEN " + v + " IS NOT NULL THEN sr END)"
+		return "CAST(sum(" + v + " * " + sr + ") AS DOUBLE) / sum(CASE WHEN " + v + " IS NOT NULL THEN " + sr + " END)"
 	case "MIN":
 		return "min(" + v + ")"
 	case "MAX":
@@ -367,11 +390,11 @@ func (p *plan) aggregate(c herald.Calculation) string {
 	case "COUNT_DISTINCT":
 		return "count(DISTINCT " + v + ")"
 	case "RATE_AVG":
-		return "avg(r" + v[1:] + ")"
+		return "avg(r" + strconv.Itoa(i) + ")"
 	case "RATE_SUM":
-		return "sum(r" + v[1:] + ")"
+		return "sum(r" + strconv.Itoa(i) + ")"
 	case "RATE_MAX":
-		return "max(r" + v[1:] + ")"
+		return "max(r" + strconv.Itoa(i) + ")"
 	}
 	// Normalize refuses every other op.
 	panic("eventstore: unknown calculation " + c.Op)
@@ -380,7 +403,8 @@ func (p *plan) aggregate(c herald.Calculation) string {
 // grouped writes "SELECT <b…>, <a…> FROM <from> GROUP BY … HAVING …" for
 // the results, or, with bucket, the series' columns with the time bucket
 // first (a series keeps every group the results keep, so it needs no
-// having).
+// having). Without breakdowns the results end with count(*) AS n, so an
+// empty window (one row of nulls in SQL) can be told apart and dropped.
 func (p *plan) grouped(b *sqlb, from *sqlb, bucket bool) {
 	var cols, groups []string
 	var args []any
@@ -389,11 +413,20 @@ func (p *plan) grouped(b *sqlb, from *sqlb, bucket bool) {
 		cols, groups, args = append(cols, "(t // ?) * ? AS bucket"), append(groups, "bucket"), []any{g, g}
 	}
 	for i := range p.q.Breakdowns {
-		cols = append(cols, "f.b"+strconv.Itoa(i))
-		groups = append(groups, "f.b"+strconv.Itoa(i))
+		ref := "f.b" + strconv.Itoa(i)
+		if p.inline != nil {
+			cols = append(cols, p.breakdownExpr(*p.inline, i)+" AS b"+strconv.Itoa(i))
+			ref = "b" + strconv.Itoa(i)
+		} else {
+			cols = append(cols, ref)
+		}
+		groups = append(groups, ref)
 	}
 	for i, c := range p.calcs {
 		cols = append(cols, p.aggregate(c)+" AS a"+strconv.Itoa(i))
+	}
+	if !bucket && len(p.q.Breakdowns) == 0 {
+		cols = append(cols, "count(*) AS n")
 	}
 	b.add("SELECT "+strings.Join(cols, ", ")+" FROM ", args...)
 	b.append(from)
@@ -401,9 +434,13 @@ func (p *plan) grouped(b *sqlb, from *sqlb, bucket bool) {
 		b.add(" GROUP BY " + strings.Join(groups, ", "))
 	}
 	if !bucket {
-		b.add(" HAVING count(*) > 0")
-		for _, h := range p.q.Havings {
-			b.add(" AND "+p.aggregate(herald.Calculation{Op: h.CalculateOp, Column: h.Column})+" "+h.Op+" ?", h.Value)
+		for i, h := range p.q.Havings {
+			if i == 0 {
+				b.add(" HAVING ")
+			} else {
+				b.add(" AND ")
+			}
+			b.add(p.aggregate(herald.Calculation{Op: h.CalculateOp, Column: h.Column})+" "+h.Op+" ?", h.Value)
 		}
 	}
 }
@@ -435,12 +472,20 @@ func (p *plan) order(b *sqlb) {
 	b.add(" LIMIT ?", int64(p.q.Limit))
 }
 
-// results is the query for the result rows.
+// results is the query for the result rows. Over one dataset and without
+// rates it reads the table directly, as a person would write it.
 func (p *plan) results() *sqlb {
 	from := &sqlb{}
-	from.add("(")
-	from.append(p.base())
-	from.add(") AS f")
+	if len(p.sources) == 1 && len(p.rates) == 0 {
+		p.inline = &p.sources[0]
+		defer func() { p.inline = nil }()
+		from.add(p.inline.table)
+		p.where(from, *p.inline)
+	} else {
+		from.add("(")
+		from.append(p.base())
+		from.add(") AS f")
+	}
 	b := &sqlb{}
 	p.grouped(b, from, false)
 	p.order(b)

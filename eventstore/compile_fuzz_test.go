@@ -16,7 +16,7 @@ import (
 // the compiler uses, and the names it makes. A word from a query — a
 // column name, a filter value — would show up as a word not in this set,
 // or as a quote.
-var sqlWords = regexp.MustCompile(`^(SELECT|FROM|WHERE|AND|OR|NOT|IS|NULL|AS|CAST|TRY_CAST|BIGINT|DOUBLE|VARCHAR|BOOLEAN|IN|GROUP|BY|HAVING|ORDER|ASC|DESC|NULLS|LAST|LIMIT|UNION|ALL|WITH|JOIN|ON|DISTINCT|CASE|WHEN|THEN|END|OVER|WINDOW|PARTITION|__time_us|__samplerate|sum|count|min|max|avg|quantile_cont|starts_with|suffix|contains|lag|nullif|t|sr|f|w|top|bucket|events_\d+|[bvarc]\d+|\d+(\.\d+)?(e\d+)?)$`)
+var sqlWords = regexp.MustCompile(`^(SELECT|FROM|WHERE|AND|OR|NOT|IS|NULL|AS|CAST|TRY_CAST|BIGINT|DOUBLE|VARCHAR|BOOLEAN|IN|GROUP|BY|HAVING|ORDER|ASC|DESC|NULLS|LAST|LIMIT|UNION|ALL|WITH|JOIN|ON|DISTINCT|CASE|WHEN|THEN|END|OVER|WINDOW|PARTITION|__time_us|__samplerate|sum|count|min|max|avg|quantile_cont|starts_with|suffix|contains|lag|nullif|t|sr|f|w|n|top|bucket|events_\d+|[bvarc]\d+|\d+(\.\d+)?(e\d+)?)$`)
 
 func checkSQL(t *testing.T, sql string) {
 	t.Helper()

@@ -32,6 +32,12 @@ func (s *DuckDB) Run(ctx context.Context, name string, q herald.Query, opt heral
 	p := newPlan(q, sources, start, end)
 	res := p.results()
 	err = s.scan(ctx, res, func(row []any) {
+		if len(q.Breakdowns) == 0 {
+			// The last column counts the events: none means no result.
+			if n, _ := row[len(row)-1].(int64); n == 0 {
+				return
+			}
+		}
 		data.Results = append(data.Results, herald.ResultRow{Data: p.row(row)})
 	})
 	if err != nil {

@@ -45,7 +45,7 @@ type eventsBundle struct {
 
 // setupEvents starts herald's API over real SQLite and DuckDB files, with
 // the clock at t0.
-func setupEvents(t *testing.T, cfg eventstore.Config) *eventsBundle {
+func setupEvents(t testing.TB, cfg eventstore.Config) *eventsBundle {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -180,7 +180,7 @@ func TestLibhoneyGo(t *testing.T) {
 	}
 }
 
-func zstdBody(t *testing.T, b []byte) []byte {
+func zstdBody(t testing.TB, b []byte) []byte {
 	t.Helper()
 	enc, err := zstd.NewWriter(nil)
 	require.NoError(t, err)

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -150,4 +153,82 @@ delivery: {attempt_timeout: 1s, workers: 8, backoff_base: 100ms}
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	require.NoError(t, p.cmd.Wait())
+}
+
+// Ingest durability: herald is killed with SIGKILL while batches are
+// arriving. After a restart every event it answered 202 for is there, once;
+// events of the batches cut off may or may not be, never twice.
+func TestKilledWhileIngestingKeepsAcknowledgedEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the real binary")
+	}
+	t.Parallel()
+	bin := buildHerald(t)
+	dir := t.TempDir()
+	env := []string{"HERALD_API_KEY=ingest-crash-key-0123456789", "HERALD_DATA_DIR=" + filepath.Join(dir, "data")}
+	h := &heraldProc{key: "ingest-crash-key-0123456789"}
+	p := startProcess(t, bin, env)
+	h.url = p.url
+
+	var acked, sent atomic.Int64
+	var next atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				batch := make([]map[string]any, 50)
+				for i := range batch {
+					batch[i] = map[string]any{"data": map[string]any{"id": next.Add(1), "route": "/cart", "ms": 12.5}}
+				}
+				body, _ := json.Marshal(batch)
+				req, _ := http.NewRequest("POST", h.url+"/1/batch/crash", bytes.NewReader(body))
+				req.Header.Set("X-Honeycomb-Team", h.key)
+				sent.Add(50)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return // the kill
+				}
+				var statuses []struct{ Status int }
+				err = json.NewDecoder(resp.Body).Decode(&statuses)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					return
+				}
+				for _, s := range statuses {
+					if s.Status == http.StatusAccepted {
+						acked.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return acked.Load() >= 5000 }, 60*time.Second, 5*time.Millisecond)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	p.cmd.Wait()
+	close(stop)
+	wg.Wait()
+
+	p = startProcess(t, bin, env)
+	h.url = p.url
+	status, q := h.do(t, "POST", "/1/queries/crash", map[string]any{
+		"calculations": []map[string]any{{"op": "COUNT"}, {"op": "COUNT_DISTINCT", "column": "id"}}, "time_range": 3600})
+	require.Equal(t, http.StatusOK, status, "%v", q)
+	status, res := h.do(t, "POST", "/1/query_results/crash", map[string]any{"query_id": q["id"]})
+	require.Equal(t, http.StatusCreated, status, "%v", res)
+	row := res["data"].(map[string]any)["results"].([]any)[0].(map[string]any)["data"].(map[string]any)
+	stored, distinct := int64(row["COUNT"].(float64)), int64(row["COUNT_DISTINCT(id)"].(float64))
+	t.Logf("acknowledged %d, stored %d, sent %d", acked.Load(), stored, sent.Load())
+	require.Equal(t, stored, distinct, "no event stored twice")
+	require.GreaterOrEqual(t, stored, acked.Load(), "every acknowledged event survives the kill")
+	require.LessOrEqual(t, stored, sent.Load())
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
 }
