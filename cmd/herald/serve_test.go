@@ -234,7 +234,8 @@ func TestServeAPIErrors(t *testing.T) {
 }
 
 // No secret — partner API keys, herald's API key — reaches a log line, an
-// exported span, an API answer or the database.
+// exported span, an API answer or any file in the data directory (state
+// and event stores).
 func TestServeKeepsSecretsOutOfLogsSpansAndRecords(t *testing.T) {
 	t.Parallel()
 	sb, err := sandbox.Start(context.Background(), sandbox.Config{})
@@ -277,10 +278,15 @@ channels:
 	d := h.waitState(t, id, herald.StateAccepted)
 	require.Len(t, d["attempts"], 2, "the revoked key failed over to the main partner")
 	answer, _ := json.Marshal(d)
+	// Events sent with the key, as a batch and as OTLP.
+	status, _ = h.do(t, "POST", "/1/batch/secrets", []map[string]any{{"data": map[string]any{"route": "/cart"}}})
+	require.Equal(t, http.StatusOK, status)
+	status, _ = h.do(t, "POST", "/v1/logs", map[string]any{"resourceLogs": []any{}})
+	require.Equal(t, http.StatusOK, status)
 	require.NoError(t, h.stop())
 
 	var stored bytes.Buffer
-	files, _ := filepath.Glob(filepath.Join(dir, "data", "herald.db*"))
+	files, _ := filepath.Glob(filepath.Join(dir, "data", "*"))
 	require.NotEmpty(t, files)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
