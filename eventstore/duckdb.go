@@ -102,6 +102,8 @@ type dataset struct {
 	// order is the table's column order after __time_us and __samplerate.
 	order   []*column
 	nextCol int
+	// savedWrittenAt is the last_written_at the catalog table holds.
+	savedWrittenAt time.Time
 }
 
 type column struct {
@@ -205,6 +207,7 @@ func (s *DuckDB) load(ctx context.Context) error {
 		if last.Valid {
 			t := last.Time.UTC()
 			d.meta.LastWrittenAt = &t
+			d.savedWrittenAt = t
 		}
 		byID[d.id] = d
 		datasets[d.meta.Slug] = d

@@ -46,6 +46,9 @@ func TestReopen(t *testing.T) {
 
 	s = openDuckDB(t, path, 0)
 	defer s.Close()
+	ds, err := s.Dataset(ctx, "orders")
+	require.NoError(t, err)
+	require.NotNil(t, ds.LastWrittenAt, "kept across the restart")
 	cols, err := s.Columns(ctx, "orders")
 	require.NoError(t, err)
 	require.Equal(t, []herald.Column{{Name: "n", Type: herald.TypeFloat}, {Name: "s", Type: herald.TypeString}}, cols)

@@ -106,6 +106,7 @@ func (s *DuckDB) writer(conn *sql.Conn) {
 				case r := <-s.writes:
 					s.commit(conn, []*writeRequest{r})
 				default:
+					s.saveWrittenAt(conn)
 					return
 				}
 			}
@@ -164,6 +165,20 @@ func (s *DuckDB) commit(conn *sql.Conn, group []*writeRequest) {
 	s.mu.Unlock()
 	for i, r := range live {
 		s.answer(r, responses[i])
+	}
+}
+
+// saveWrittenAt writes to the catalog the last-written times it does not
+// have yet.
+func (s *DuckDB) saveWrittenAt(conn *sql.Conn) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, d := range s.datasets {
+		if w := d.meta.LastWrittenAt; w != nil && w.After(d.savedWrittenAt) {
+			if _, err := conn.ExecContext(context.Background(), "UPDATE herald_datasets SET last_written_at = ? WHERE id = ?", *w, d.id); err != nil {
+				s.cfg.Logger.Error("event store: saving last_written_at failed", "dataset", d.meta.Slug, "err", err)
+			}
+		}
 	}
 }
 
@@ -235,8 +250,14 @@ func (t *txn) run(ctx context.Context, group []*writeRequest, responses []writeR
 			return err
 		}
 		d.meta.LastWrittenAt = &now
-		if err := t.exec(ctx, "UPDATE herald_datasets SET last_written_at = ? WHERE id = ?", now, d.id); err != nil {
-			return err
+		// The catalog's copy of last_written_at is informational; writing
+		// it at most once a minute (and at Close) keeps an UPDATE out of
+		// almost every commit.
+		if now.Sub(d.savedWrittenAt) >= time.Minute {
+			if err := t.exec(ctx, "UPDATE herald_datasets SET last_written_at = ? WHERE id = ?", now, d.id); err != nil {
+				return err
+			}
+			d.savedWrittenAt = now
 		}
 	}
 	return t.exec(ctx, "COMMIT")
@@ -255,7 +276,7 @@ func (t *txn) dataset(ctx context.Context, name string, create bool, spec herald
 	cur := t.s.datasets[slug]
 	t.s.mu.RUnlock()
 	if cur != nil {
-		d := &dataset{id: cur.id, meta: cur.meta, cols: map[string]*column{}, nextCol: cur.nextCol}
+		d := &dataset{id: cur.id, meta: cur.meta, cols: map[string]*column{}, nextCol: cur.nextCol, savedWrittenAt: cur.savedWrittenAt}
 		for _, c := range cur.order {
 			cc := *c
 			d.cols[c.name] = &cc
