@@ -33,7 +33,7 @@ lint: ## go vet, gofmt and staticcheck
 bench: ## run the benchmarks: sandbox vs bare handler; pipeline vs River; ingest; queries over 10M events vs hand-written SQL
 	$(GO) test -run '^$$' -bench . -benchmem ./sandbox
 	$(GO) test -run '^$$' -bench 'Pipeline|RiverNoop' -benchtime 2000x ./cmd/herald
-	$(GO) test -run '^$$' -bench 'IngestBatch' -benchtime 10000x ./server
+	$(GO) test -run '^$$' -bench 'IngestBatch' -benchtime 10000x ./cmd/herald
 	$(GO) test -run '^$$' -bench 'Query' -benchtime 50x ./eventstore
 
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)

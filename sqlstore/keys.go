@@ -79,7 +79,12 @@ func (s *DB) ImportAPIKey(ctx context.Context, kind, name, secret string) (heral
 // AuthenticateAPIKey returns the live key whose secret is secret. Returns
 // EUNAUTHORIZED for an unknown or revoked key.
 func (s *DB) AuthenticateAPIKey(ctx context.Context, secret string) (herald.APIKey, error) {
-	row := s.QueryRowContext(ctx, `SELECT id, kind, name, created_at, revoked_at FROM api_keys WHERE secret_hash = ?`, hashKey(secret))
+	hash := hashKey(secret)
+	now := s.clock.Now()
+	if c, ok := s.keys.Load(string(hash)); ok && now.Before(c.(cachedKey).until) {
+		return c.(cachedKey).key, nil
+	}
+	row := s.QueryRowContext(ctx, `SELECT id, kind, name, created_at, revoked_at FROM api_keys WHERE secret_hash = ?`, hash)
 	k, err := scanKey(row)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -87,9 +92,22 @@ func (s *DB) AuthenticateAPIKey(ctx context.Context, secret string) (herald.APIK
 	case err != nil:
 		return herald.APIKey{}, fmt.Errorf("sqlstore: authenticate api key: %w", err)
 	case k.RevokedAt != nil:
+		s.keys.Delete(string(hash))
 		return herald.APIKey{}, herald.Errorf(herald.EUNAUTHORIZED, "API key %s was revoked", k.ID)
 	}
+	s.keys.Store(string(hash), cachedKey{key: k, until: now.Add(keyCacheTTL)})
 	return k, nil
+}
+
+// keyCacheTTL is how long a live key is trusted without reading it again:
+// ingest sends thousands of requests a second, each with its key. A key
+// revoked by this process stops working at once; one revoked by another
+// (herald keys revoke) within keyCacheTTL.
+const keyCacheTTL = 5 * time.Second
+
+type cachedKey struct {
+	key   herald.APIKey
+	until time.Time
 }
 
 // ListAPIKeys returns every key, revoked ones included, oldest first.
@@ -120,6 +138,12 @@ func (s *DB) RevokeAPIKey(ctx context.Context, id string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return herald.Errorf(herald.ENOTFOUND, "no API key %q", id)
 	}
+	s.keys.Range(func(hash, c any) bool {
+		if c.(cachedKey).key.ID == id {
+			s.keys.Delete(hash)
+		}
+		return true
+	})
 	return nil
 }
 

@@ -32,6 +32,7 @@ type DB struct {
 	*sql.DB
 	clock clock.Clock
 	stmts sync.Map // query text → *sql.Stmt
+	keys  sync.Map // string(hashKey(secret)) → cachedKey
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies

@@ -216,3 +216,25 @@ func TestQueriesAndResults(t *testing.T) {
 	_, err = db.GetQueryResult(ctx, "checkout", r.ID)
 	require.Equal(t, herald.ENOTFOUND, herald.ErrorCode(err))
 }
+
+// A key revoked by another process (herald keys revoke) stops working once
+// the cached copy is older than its five seconds.
+func TestKeyRevokedElsewhereStopsWithinTTL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, c, path := open(t)
+	k, secret, err := db.CreateAPIKey(ctx, herald.KeyIngest, "collector")
+	require.NoError(t, err)
+	_, err = db.AuthenticateAPIKey(ctx, secret)
+	require.NoError(t, err)
+
+	other, err := sqlstore.Open(ctx, path, c)
+	require.NoError(t, err)
+	defer other.Close()
+	require.NoError(t, other.RevokeAPIKey(ctx, k.ID))
+	_, err = db.AuthenticateAPIKey(ctx, secret)
+	require.NoError(t, err, "still cached")
+	c.Advance(5 * time.Second)
+	_, err = db.AuthenticateAPIKey(ctx, secret)
+	require.Equal(t, herald.EUNAUTHORIZED, herald.ErrorCode(err))
+}
