@@ -34,10 +34,14 @@ type Config struct {
 	// MaxColumns is the most columns a dataset may have; an event that
 	// would add more is refused. Defaults to 10,000.
 	MaxColumns int
-	// MaxPending is the most events that may wait for the writer; beyond
-	// it writes are refused with EUNAVAILABLE rather than queued without
-	// bound. Defaults to 500,000.
+	// MaxPending is the most events that may wait for the writers;
+	// beyond it writes are refused with EUNAVAILABLE rather than queued
+	// without bound. Defaults to 500,000.
 	MaxPending int
+	// Writers is how many commits may run at once, each with its own
+	// connection. Defaults to 1: on two cores one writer, taking larger
+	// groups, outran two (72k vs 49k events/s).
+	Writers int
 	// Clock defaults to the real clock.
 	Clock clock.Clock
 	// Logger defaults to slog.Default().
@@ -53,6 +57,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = 500_000
+	}
+	if c.Writers == 0 {
+		c.Writers = 1
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real()
@@ -71,13 +78,17 @@ func (c Config) validate() error {
 		return errors.New("eventstore: RetentionDays cannot be negative")
 	case c.MaxColumns < 1:
 		return errors.New("eventstore: MaxColumns must be positive")
+	case c.Writers < 1:
+		return errors.New("eventstore: Writers must be positive")
 	}
 	return nil
 }
 
 // DuckDB is the embedded event store. It is safe for concurrent use: reads
-// run on a pool of connections, and every write goes through one writer
-// that commits many requests at once (group commit).
+// run on a pool of connections, and writes go through a few writers, each
+// committing many requests at once (group commit). Writers append in
+// parallel; a commit that changes the catalog (a new dataset, column or
+// type) runs alone.
 type DuckDB struct {
 	cfg       Config
 	connector *duckdb.Connector
@@ -86,24 +97,59 @@ type DuckDB struct {
 	mu       sync.RWMutex
 	datasets map[string]*dataset // by slug
 
-	writes  chan *writeRequest
-	queued  atomic.Int64 // events waiting for the writer
-	stop    chan struct{}
-	stopped chan struct{}
-	closing sync.Once
+	// schema is held exclusively by a commit that changes the catalog and
+	// shared by commits that only append, so appends never meet a table
+	// whose columns change under them.
+	schema sync.RWMutex
+
+	writes   chan *writeRequest
+	queued   atomic.Int64 // events waiting for a writer
+	closeMu  sync.RWMutex
+	closed   bool // no request is queued once set
+	stop     chan struct{}
+	writers  sync.WaitGroup
+	closing  sync.Once
+	closeErr error
 }
 
-// dataset is the catalog entry of one dataset. Its fields change only
-// under DuckDB.mu, and only the writer changes them.
+// dataset is the catalog entry of one dataset. A published entry is never
+// changed: a commit that changes the catalog publishes new entries.
 type dataset struct {
 	id   int64
-	meta herald.Dataset
+	meta herald.Dataset     // LastWrittenAt is kept in written
 	cols map[string]*column // by field name
 	// order is the table's column order after __time_us and __samplerate.
 	order   []*column
 	nextCol int
-	// savedWrittenAt is the last_written_at the catalog table holds.
-	savedWrittenAt time.Time
+	// written is shared by every version of the entry.
+	written *writtenAt
+}
+
+// writtenAt is when a dataset was last written, and what the catalog table
+// holds of it.
+type writtenAt struct {
+	mu          sync.Mutex
+	last, saved time.Time
+}
+
+func (w *writtenAt) set(at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if at.After(w.last) {
+		w.last = at
+	}
+}
+
+// info returns the dataset's meta with LastWrittenAt filled in.
+func (d *dataset) info() herald.Dataset {
+	m := d.meta
+	d.written.mu.Lock()
+	defer d.written.mu.Unlock()
+	if !d.written.last.IsZero() {
+		t := d.written.last
+		m.LastWrittenAt = &t
+	}
+	return m
 }
 
 type column struct {
@@ -121,7 +167,7 @@ func Open(ctx context.Context, cfg Config) (*DuckDB, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	connector, err := duckdb.NewConnector(cfg.Path, nil)
+	connector, err := duckdb.NewConnector(cfg.Path+"?checkpoint_threshold=256MB", nil)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: open %s: %w", cfg.Path, err)
 	}
@@ -129,7 +175,7 @@ func Open(ctx context.Context, cfg Config) (*DuckDB, error) {
 		cfg: cfg, connector: connector, db: sql.OpenDB(connector),
 		datasets: map[string]*dataset{},
 		writes:   make(chan *writeRequest, 1024),
-		stop:     make(chan struct{}), stopped: make(chan struct{}),
+		stop:     make(chan struct{}),
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
@@ -141,23 +187,37 @@ func Open(ctx context.Context, cfg Config) (*DuckDB, error) {
 		connector.Close()
 		return nil, err
 	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		s.db.Close()
-		connector.Close()
-		return nil, fmt.Errorf("eventstore: writer connection: %w", err)
+	conns := make([]*sql.Conn, cfg.Writers)
+	for i := range conns {
+		if conns[i], err = s.db.Conn(ctx); err != nil {
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			s.db.Close()
+			connector.Close()
+			return nil, fmt.Errorf("eventstore: writer connection: %w", err)
+		}
 	}
-	go s.writer(conn)
+	for _, c := range conns {
+		s.writers.Add(1)
+		go s.writer(c)
+	}
 	return s, nil
 }
 
-// Close stops the writer after the writes already queued, then closes the
-// database.
+// Close stops the writers after the writes already queued, then closes the
+// database. Calling it again returns the first call's error.
 func (s *DuckDB) Close() error {
-	s.closing.Do(func() { close(s.stop) })
-	<-s.stopped
-	err := s.db.Close()
-	return errors.Join(err, s.connector.Close())
+	s.closing.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
+		close(s.stop)
+		s.writers.Wait()
+		s.saveWrittenAt(context.Background())
+		s.closeErr = errors.Join(s.db.Close(), s.connector.Close())
+	})
+	return s.closeErr
 }
 
 func (s *DuckDB) migrate(ctx context.Context) error {
@@ -197,7 +257,7 @@ func (s *DuckDB) load(ctx context.Context) error {
 	byID := map[int64]*dataset{}
 	datasets := map[string]*dataset{}
 	for rows.Next() {
-		d := &dataset{cols: map[string]*column{}}
+		d := &dataset{cols: map[string]*column{}, written: &writtenAt{}}
 		var last sql.NullTime
 		if err := rows.Scan(&d.id, &d.meta.Slug, &d.meta.Name, &d.meta.Description, &d.meta.ExpandJSONDepth,
 			&d.meta.RetentionDays, &d.meta.CreatedAt, &last); err != nil {
@@ -205,9 +265,8 @@ func (s *DuckDB) load(ctx context.Context) error {
 		}
 		d.meta.CreatedAt = d.meta.CreatedAt.UTC()
 		if last.Valid {
-			t := last.Time.UTC()
-			d.meta.LastWrittenAt = &t
-			d.savedWrittenAt = t
+			d.written.last = last.Time.UTC()
+			d.written.saved = d.written.last
 		}
 		byID[d.id] = d
 		datasets[d.meta.Slug] = d
@@ -259,7 +318,7 @@ func (s *DuckDB) CreateDataset(ctx context.Context, d herald.Dataset) (herald.Da
 	if ds, err := s.Dataset(ctx, d.Name); err == nil {
 		return ds, false, nil
 	}
-	res, err := s.submit(ctx, &writeRequest{create: &d})
+	res, err := s.submit(ctx, &writeRequest{create: &d, ddl: true})
 	if err != nil {
 		return herald.Dataset{}, false, err
 	}
@@ -274,7 +333,7 @@ func (s *DuckDB) Dataset(_ context.Context, name string) (herald.Dataset, error)
 	if d == nil {
 		return herald.Dataset{}, herald.Errorf(herald.ENOTFOUND, "dataset %q not found", name)
 	}
-	return d.meta, nil
+	return d.info(), nil
 }
 
 // Datasets implements herald.EventStore.
@@ -283,7 +342,7 @@ func (s *DuckDB) Datasets(context.Context) ([]herald.Dataset, error) {
 	defer s.mu.RUnlock()
 	out := make([]herald.Dataset, 0, len(s.datasets))
 	for _, d := range s.datasets {
-		out = append(out, d.meta)
+		out = append(out, d.info())
 	}
 	slices.SortFunc(out, func(a, b herald.Dataset) int { return cmpString(a.Slug, b.Slug) })
 	return out, nil

@@ -20,17 +20,24 @@ import (
 // cost of a commit is shared, few enough that a commit stays short.
 const groupEvents = 50_000
 
-// writeRequest is one unit of work for the writer: events to store, a
+// writeRequest is one unit of work for a writer: events to store, a
 // dataset to create, or expired events to delete.
 type writeRequest struct {
 	ctx    context.Context
 	name   string
 	events []herald.Event
+	// errs has an entry per event: what the checks made before queueing
+	// found wrong with it.
+	errs []error
 	// autoCreate creates the dataset named name if it does not exist.
 	autoCreate bool
 	create     *herald.Dataset
 	expireAt   *time.Time
-	done       chan writeResponse
+	// ddl says the request may change the catalog, so its commit must run
+	// alone. Catalog entries only grow and widen, so a request found not
+	// to need a change never comes to need one.
+	ddl  bool
+	done chan writeResponse
 }
 
 type writeResponse struct {
@@ -46,21 +53,81 @@ func (s *DuckDB) Write(ctx context.Context, name string, events []herald.Event, 
 	if err := herald.ValidDatasetName(name); err != nil {
 		return herald.WriteResult{}, err
 	}
-	res, err := s.submit(ctx, &writeRequest{name: name, events: events, autoCreate: create})
+	r := &writeRequest{name: name, events: events, autoCreate: create, errs: make([]error, len(events))}
+	// The checks that need no catalog run here, in the caller's goroutine,
+	// in parallel with other callers; so does the question of whether the
+	// catalog must change.
+	for i, e := range events {
+		r.errs[i] = checkEvent(e)
+	}
+	r.ddl = s.needsCatalogChange(r)
+	res, err := s.submit(ctx, r)
 	if err != nil {
 		return herald.WriteResult{}, err
 	}
 	return herald.WriteResult{Errors: res.errs}, nil
 }
 
-// DeleteExpired implements herald.EventStore.
-func (s *DuckDB) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.submit(ctx, &writeRequest{expireAt: &now})
-	return res.deleted, err
+// checkEvent refuses an event with no fields, a value an Event may not
+// hold, or names or strings that are not UTF-8 (the database would refuse
+// it, and with it the whole commit).
+func checkEvent(e herald.Event) error {
+	if len(e.Fields) == 0 {
+		return herald.Errorf(herald.EINVALID, "Event has no fields.")
+	}
+	for name, v := range e.Fields {
+		if !utf8.ValidString(name) {
+			return herald.Errorf(herald.EINVALID, "field name %q is not valid UTF-8", name)
+		}
+		switch v := v.(type) {
+		case string:
+			if !utf8.ValidString(v) {
+				return herald.Errorf(herald.EINVALID, "field %q: the value is not valid UTF-8", name)
+			}
+		case int64, float64, bool:
+		default:
+			return herald.Errorf(herald.EINVALID, "field %q: a %T is not a value an event may hold", name, v)
+		}
+	}
+	return nil
 }
 
-// submit hands r to the writer and waits for its answer. It refuses with
-// EUNAVAILABLE when the writer's queue is full or the store is closing.
+// needsCatalogChange reports whether storing r's events may add or widen a
+// column, or create the dataset.
+func (s *DuckDB) needsCatalogChange(r *writeRequest) bool {
+	s.mu.RLock()
+	d := s.datasets[herald.DatasetSlug(r.name)]
+	s.mu.RUnlock()
+	if d == nil {
+		return true
+	}
+	for i, e := range r.events {
+		if r.errs[i] != nil {
+			continue
+		}
+		for name, v := range e.Fields {
+			c := d.cols[name]
+			if c == nil || herald.MergeType(c.typ, herald.ValueType(v)) != c.typ {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// DeleteExpired implements herald.EventStore. It also writes each
+// dataset's last-written time to the catalog.
+func (s *DuckDB) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.submit(ctx, &writeRequest{expireAt: &now, ddl: true})
+	if err != nil {
+		return 0, err
+	}
+	s.saveWrittenAt(ctx)
+	return res.deleted, nil
+}
+
+// submit hands r to a writer and waits for its answer. It refuses with
+// EUNAVAILABLE when the writers' queue is full or the store is closing.
 func (s *DuckDB) submit(ctx context.Context, r *writeRequest) (writeResponse, error) {
 	n := int64(len(r.events))
 	if s.queued.Add(n) > int64(s.cfg.MaxPending) && n > 0 {
@@ -69,32 +136,29 @@ func (s *DuckDB) submit(ctx context.Context, r *writeRequest) (writeResponse, er
 	}
 	r.ctx = ctx
 	r.done = make(chan writeResponse, 1)
-	select {
-	case <-s.stop:
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
 		s.queued.Add(-n)
 		return writeResponse{}, herald.Errorf(herald.EUNAVAILABLE, "the event store is closing")
+	}
+	select {
 	case s.writes <- r:
 	case <-ctx.Done():
+		s.closeMu.RUnlock()
 		s.queued.Add(-n)
 		return writeResponse{}, ctx.Err()
 	}
-	select {
-	case res := <-r.done:
-		return res, res.err
-	case <-s.stopped:
-		// The writer answers every request it takes before it stops.
-		select {
-		case res := <-r.done:
-			return res, res.err
-		default:
-			return writeResponse{}, herald.Errorf(herald.EUNAVAILABLE, "the event store is closing")
-		}
-	}
+	s.closeMu.RUnlock()
+	// Every queued request is answered: the writers empty the queue
+	// before they stop, and nothing is queued once Close has begun.
+	res := <-r.done
+	return res, res.err
 }
 
 // writer commits queued requests in groups until the store stops.
 func (s *DuckDB) writer(conn *sql.Conn) {
-	defer close(s.stopped)
+	defer s.writers.Done()
 	defer conn.Close()
 	for {
 		var first *writeRequest
@@ -106,7 +170,6 @@ func (s *DuckDB) writer(conn *sql.Conn) {
 				case r := <-s.writes:
 					s.commit(conn, []*writeRequest{r})
 				default:
-					s.saveWrittenAt(conn)
 					return
 				}
 			}
@@ -130,21 +193,27 @@ func (s *DuckDB) writer(conn *sql.Conn) {
 // commit runs a group of requests in one transaction and answers each.
 func (s *DuckDB) commit(conn *sql.Conn, group []*writeRequest) {
 	live := group[:0:0]
+	ddl := false
 	for _, r := range group {
 		if err := r.ctx.Err(); err != nil {
 			s.answer(r, writeResponse{err: err})
 			continue
 		}
 		live = append(live, r)
+		ddl = ddl || r.ddl
 	}
 	if len(live) == 0 {
 		return
 	}
+	if ddl {
+		s.schema.Lock()
+		defer s.schema.Unlock()
+	} else {
+		s.schema.RLock()
+		defer s.schema.RUnlock()
+	}
 	ctx := context.Background()
-	t := &txn{s: s, conn: conn, touched: map[string]*dataset{}, appends: map[*dataset][]herald.Event{}}
-	s.mu.RLock()
-	t.nextID = s.maxID()
-	s.mu.RUnlock()
+	t := &txn{s: s, conn: conn, ddl: ddl, touched: map[string]*dataset{}, appends: map[*dataset][]herald.Event{}}
 	responses := make([]writeResponse, len(live))
 	err := t.run(ctx, live, responses)
 	if err != nil {
@@ -152,33 +221,25 @@ func (s *DuckDB) commit(conn *sql.Conn, group []*writeRequest) {
 		if _, rerr := conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
 			s.cfg.Logger.Error("event store rollback failed", "err", rerr)
 		}
-		if lerr := s.load(ctx); lerr != nil {
-			s.cfg.Logger.Error("event store catalog reload failed", "err", lerr)
+		if ddl {
+			// The working copies are dropped; read back what the
+			// database holds.
+			if lerr := s.load(ctx); lerr != nil {
+				s.cfg.Logger.Error("event store catalog reload failed", "err", lerr)
+			}
 		}
 		for _, r := range live {
 			s.answer(r, writeResponse{err: fmt.Errorf("eventstore: write: %w", err)})
 		}
 		return
 	}
-	s.mu.Lock()
-	maps.Copy(s.datasets, t.touched)
-	s.mu.Unlock()
+	if ddl {
+		s.mu.Lock()
+		maps.Copy(s.datasets, t.touched)
+		s.mu.Unlock()
+	}
 	for i, r := range live {
 		s.answer(r, responses[i])
-	}
-}
-
-// saveWrittenAt writes to the catalog the last-written times it does not
-// have yet.
-func (s *DuckDB) saveWrittenAt(conn *sql.Conn) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, d := range s.datasets {
-		if w := d.meta.LastWrittenAt; w != nil && w.After(d.savedWrittenAt) {
-			if _, err := conn.ExecContext(context.Background(), "UPDATE herald_datasets SET last_written_at = ? WHERE id = ?", *w, d.id); err != nil {
-				s.cfg.Logger.Error("event store: saving last_written_at failed", "dataset", d.meta.Slug, "err", err)
-			}
-		}
 	}
 }
 
@@ -187,20 +248,43 @@ func (s *DuckDB) answer(r *writeRequest, res writeResponse) {
 	r.done <- res
 }
 
-func (s *DuckDB) maxID() int64 {
-	var id int64
+// saveWrittenAt writes to the catalog the last-written times it does not
+// have yet. The catalog's copy is informational; keeping it out of the
+// commits that append keeps those commits from conflicting on it.
+func (s *DuckDB) saveWrittenAt(ctx context.Context) {
+	s.schema.Lock()
+	defer s.schema.Unlock()
+	s.mu.RLock()
+	all := make([]*dataset, 0, len(s.datasets))
 	for _, d := range s.datasets {
-		id = max(id, d.id)
+		all = append(all, d)
 	}
-	return id
+	s.mu.RUnlock()
+	for _, d := range all {
+		d.written.mu.Lock()
+		last, saved := d.written.last, d.written.saved
+		d.written.mu.Unlock()
+		if !last.After(saved) {
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, "UPDATE herald_datasets SET last_written_at = ? WHERE id = ?", last, d.id); err != nil {
+			s.cfg.Logger.Error("event store: saving last_written_at failed", "dataset", d.meta.Slug, "err", err)
+			continue
+		}
+		d.written.mu.Lock()
+		d.written.saved = last
+		d.written.mu.Unlock()
+	}
 }
 
-// txn is one group commit in progress. It works on copies of the catalog
-// entries it touches, so a rollback leaves the cache as it was.
+// txn is one group commit in progress. A commit that may change the
+// catalog (ddl) works on copies of the entries it touches, so a rollback
+// leaves the cache as it was; one that only appends reads the published
+// entries, which cannot change while it holds the schema lock shared.
 type txn struct {
 	s       *DuckDB
 	conn    *sql.Conn
-	nextID  int64
+	ddl     bool
 	touched map[string]*dataset
 	appends map[*dataset][]herald.Event
 }
@@ -222,13 +306,23 @@ func (t *txn) run(ctx context.Context, group []*writeRequest, responses []writeR
 			if err != nil {
 				return err
 			}
-			responses[i] = writeResponse{dataset: d.meta, created: created}
+			responses[i] = writeResponse{dataset: d.info(), created: created}
 		case r.expireAt != nil:
 			n, err := t.expire(ctx, *r.expireAt)
 			if err != nil {
 				return err
 			}
 			responses[i] = writeResponse{deleted: n}
+		case !t.ddl:
+			t.s.mu.RLock()
+			d := t.s.datasets[herald.DatasetSlug(r.name)]
+			t.s.mu.RUnlock()
+			for j, e := range r.events {
+				if r.errs[j] == nil {
+					t.appends[d] = append(t.appends[d], e)
+				}
+			}
+			responses[i] = writeResponse{errs: r.errs}
 		default:
 			d, _, err := t.dataset(ctx, r.name, r.autoCreate, herald.Dataset{Name: r.name}, now)
 			if errors.Is(err, errNoDataset) {
@@ -238,29 +332,24 @@ func (t *txn) run(ctx context.Context, group []*writeRequest, responses []writeR
 			if err != nil {
 				return err
 			}
-			errs, err := t.admit(ctx, d, r.events)
-			if err != nil {
+			if err := t.admit(ctx, d, r.events, r.errs); err != nil {
 				return err
 			}
-			responses[i] = writeResponse{errs: errs}
+			responses[i] = writeResponse{errs: r.errs}
 		}
 	}
 	for d, events := range t.appends {
 		if err := t.append(d, events); err != nil {
 			return err
 		}
-		d.meta.LastWrittenAt = &now
-		// The catalog's copy of last_written_at is informational; writing
-		// it at most once a minute (and at Close) keeps an UPDATE out of
-		// almost every commit.
-		if now.Sub(d.savedWrittenAt) >= time.Minute {
-			if err := t.exec(ctx, "UPDATE herald_datasets SET last_written_at = ? WHERE id = ?", now, d.id); err != nil {
-				return err
-			}
-			d.savedWrittenAt = now
-		}
 	}
-	return t.exec(ctx, "COMMIT")
+	if err := t.exec(ctx, "COMMIT"); err != nil {
+		return err
+	}
+	for d := range t.appends {
+		d.written.set(now)
+	}
+	return nil
 }
 
 var errNoDataset = errors.New("no such dataset")
@@ -274,9 +363,13 @@ func (t *txn) dataset(ctx context.Context, name string, create bool, spec herald
 	}
 	t.s.mu.RLock()
 	cur := t.s.datasets[slug]
+	nextID := t.s.maxID()
 	t.s.mu.RUnlock()
+	for _, d := range t.touched {
+		nextID = max(nextID, d.id)
+	}
 	if cur != nil {
-		d := &dataset{id: cur.id, meta: cur.meta, cols: map[string]*column{}, nextCol: cur.nextCol, savedWrittenAt: cur.savedWrittenAt}
+		d := &dataset{id: cur.id, meta: cur.meta, cols: map[string]*column{}, nextCol: cur.nextCol, written: cur.written}
 		for _, c := range cur.order {
 			cc := *c
 			d.cols[c.name] = &cc
@@ -288,12 +381,11 @@ func (t *txn) dataset(ctx context.Context, name string, create bool, spec herald
 	if !create {
 		return nil, false, errNoDataset
 	}
-	t.nextID++
 	retention := spec.RetentionDays
 	if retention == 0 {
 		retention = t.s.cfg.RetentionDays
 	}
-	d := &dataset{id: t.nextID, cols: map[string]*column{}, meta: herald.Dataset{
+	d := &dataset{id: nextID + 1, cols: map[string]*column{}, written: &writtenAt{}, meta: herald.Dataset{
 		Name: name, Slug: slug, Description: spec.Description, ExpandJSONDepth: spec.ExpandJSONDepth,
 		CreatedAt: now, RetentionDays: retention,
 	}}
@@ -310,18 +402,20 @@ func (t *txn) dataset(ctx context.Context, name string, create bool, spec herald
 	return d, true, nil
 }
 
-// admit checks each event against the dataset's columns, adds and widens
-// columns as the events need, and queues the admitted events for
-// appending. It returns one error per event (nil when admitted).
-func (t *txn) admit(ctx context.Context, d *dataset, events []herald.Event) ([]error, error) {
-	errs := make([]error, len(events))
+func (s *DuckDB) maxID() int64 {
+	var id int64
+	for _, d := range s.datasets {
+		id = max(id, d.id)
+	}
+	return id
+}
+
+// admit checks each event against the dataset's column limit, adds and
+// widens columns as the events need, and queues the admitted events for
+// appending. It records in errs why an event is refused.
+func (t *txn) admit(ctx context.Context, d *dataset, events []herald.Event, errs []error) error {
 	for i, e := range events {
-		if len(e.Fields) == 0 {
-			errs[i] = herald.Errorf(herald.EINVALID, "Event has no fields.")
-			continue
-		}
-		if err := validText(e); err != nil {
-			errs[i] = err
+		if errs[i] != nil {
 			continue
 		}
 		fresh := 0
@@ -336,19 +430,16 @@ func (t *txn) admit(ctx context.Context, d *dataset, events []herald.Event) ([]e
 		}
 		for name, v := range e.Fields {
 			got := herald.ValueType(v)
-			if got == "" {
-				return nil, fmt.Errorf("field %q holds a %T", name, v)
-			}
 			c := d.cols[name]
 			if c == nil {
 				d.nextCol++
 				c = &column{name: name, physical: "c" + strconv.Itoa(d.nextCol), typ: got}
 				if err := t.exec(ctx, "ALTER TABLE "+d.table()+" ADD COLUMN "+c.physical+" "+duckType(got)); err != nil {
-					return nil, err
+					return err
 				}
 				if err := t.exec(ctx, "INSERT INTO herald_columns (dataset_id, name, physical, type, position) VALUES (?, ?, ?, ?, ?)",
 					d.id, name, c.physical, got, len(d.order)); err != nil {
-					return nil, err
+					return err
 				}
 				d.cols[name] = c
 				d.order = append(d.order, c)
@@ -356,10 +447,10 @@ func (t *txn) admit(ctx context.Context, d *dataset, events []herald.Event) ([]e
 			}
 			if merged := herald.MergeType(c.typ, got); merged != c.typ {
 				if err := t.exec(ctx, "ALTER TABLE "+d.table()+" ALTER COLUMN "+c.physical+" SET DATA TYPE "+duckType(merged)); err != nil {
-					return nil, err
+					return err
 				}
 				if err := t.exec(ctx, "UPDATE herald_columns SET type = ? WHERE dataset_id = ? AND name = ?", merged, d.id, name); err != nil {
-					return nil, err
+					return err
 				}
 				c.typ = merged
 			}
@@ -367,20 +458,6 @@ func (t *txn) admit(ctx context.Context, d *dataset, events []herald.Event) ([]e
 		t.appends[d] = append(t.appends[d], e)
 	}
 	d.meta.RegularColumnsCount = len(d.order)
-	return errs, nil
-}
-
-// validText refuses an event whose field names or string values are not
-// UTF-8: the database would refuse it, and with it the whole commit.
-func validText(e herald.Event) error {
-	for name, v := range e.Fields {
-		if !utf8.ValidString(name) {
-			return herald.Errorf(herald.EINVALID, "field name %q is not valid UTF-8", name)
-		}
-		if s, ok := v.(string); ok && !utf8.ValidString(s) {
-			return herald.Errorf(herald.EINVALID, "field %q: the value is not valid UTF-8", name)
-		}
-	}
 	return nil
 }
 

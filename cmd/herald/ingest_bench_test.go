@@ -51,7 +51,7 @@ func BenchmarkIngestBatch(b *testing.B) {
 	}
 	body := enc.EncodeAll(js, nil)
 	b.SetBytes(int64(len(js)))
-	b.SetParallelism(16)
+	b.SetParallelism(32)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
