@@ -54,13 +54,18 @@ func (s *DuckDB) Write(ctx context.Context, name string, events []herald.Event, 
 		return herald.WriteResult{}, err
 	}
 	r := &writeRequest{name: name, events: events, autoCreate: create, errs: make([]error, len(events))}
-	// The checks that need no catalog run here, in the caller's goroutine,
-	// in parallel with other callers; so does the question of whether the
+	// The checks that need no lock run here, in the caller's goroutine, in
+	// parallel with other callers; so does the question of whether the
 	// catalog must change.
+	s.mu.RLock()
+	d := s.datasets[herald.DatasetSlug(name)]
+	s.mu.RUnlock()
+	r.ddl = d == nil
 	for i, e := range events {
-		r.errs[i] = checkEvent(e)
+		var change bool
+		change, r.errs[i] = checkEvent(e, d)
+		r.ddl = r.ddl || change
 	}
-	r.ddl = s.needsCatalogChange(r)
 	res, err := s.submit(ctx, r)
 	if err != nil {
 		return herald.WriteResult{}, err
@@ -70,49 +75,37 @@ func (s *DuckDB) Write(ctx context.Context, name string, events []herald.Event, 
 
 // checkEvent refuses an event with no fields, a value an Event may not
 // hold, or names or strings that are not UTF-8 (the database would refuse
-// it, and with it the whole commit).
-func checkEvent(e herald.Event) error {
+// it, and with it the whole commit). It also reports whether storing the
+// event would add or widen a column of d (a nil d: the dataset is new).
+func checkEvent(e herald.Event, d *dataset) (change bool, err error) {
 	if len(e.Fields) == 0 {
-		return herald.Errorf(herald.EINVALID, "Event has no fields.")
+		return false, herald.Errorf(herald.EINVALID, "Event has no fields.")
 	}
 	for name, v := range e.Fields {
-		if !utf8.ValidString(name) {
-			return herald.Errorf(herald.EINVALID, "field name %q is not valid UTF-8", name)
-		}
-		switch v := v.(type) {
-		case string:
-			if !utf8.ValidString(v) {
-				return herald.Errorf(herald.EINVALID, "field %q: the value is not valid UTF-8", name)
-			}
-		case int64, float64, bool:
-		default:
-			return herald.Errorf(herald.EINVALID, "field %q: a %T is not a value an event may hold", name, v)
-		}
-	}
-	return nil
-}
-
-// needsCatalogChange reports whether storing r's events may add or widen a
-// column, or create the dataset.
-func (s *DuckDB) needsCatalogChange(r *writeRequest) bool {
-	s.mu.RLock()
-	d := s.datasets[herald.DatasetSlug(r.name)]
-	s.mu.RUnlock()
-	if d == nil {
-		return true
-	}
-	for i, e := range r.events {
-		if r.errs[i] != nil {
-			continue
-		}
-		for name, v := range e.Fields {
-			c := d.cols[name]
-			if c == nil || herald.MergeType(c.typ, herald.ValueType(v)) != c.typ {
-				return true
+		typ := herald.ValueType(v)
+		switch typ {
+		case "":
+			return false, herald.Errorf(herald.EINVALID, "field %q: a %T is not a value an event may hold", name, v)
+		case herald.TypeString:
+			if !utf8.ValidString(v.(string)) {
+				return false, herald.Errorf(herald.EINVALID, "field %q: the value is not valid UTF-8", name)
 			}
 		}
+		var c *column
+		if d != nil {
+			c = d.cols[name]
+		}
+		if c == nil {
+			// Names already in the catalog were checked when they came.
+			if !utf8.ValidString(name) {
+				return false, herald.Errorf(herald.EINVALID, "field name %q is not valid UTF-8", name)
+			}
+			change = true
+		} else if herald.MergeType(c.typ, typ) != c.typ {
+			change = true
+		}
 	}
-	return false
+	return change, nil
 }
 
 // DeleteExpired implements herald.EventStore. It also writes each
