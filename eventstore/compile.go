@@ -488,7 +488,10 @@ func (p *plan) results() *sqlb {
 	}
 	b := &sqlb{}
 	p.grouped(b, from, false)
-	p.order(b)
+	if len(p.q.Breakdowns) > 0 {
+		// Without breakdowns there is one row at most: nothing to order.
+		p.order(b)
+	}
 	return b
 }
 
