@@ -309,7 +309,7 @@ func (d *jsonDecoder) element(i int, now time.Time) (herald.Event, int, error) {
 		if rate[0] == '"' || rate[0] == '{' || rate[0] == '[' || rate[0] == 't' || rate[0] == 'f' {
 			return herald.Event{}, end, errSampleRate()
 		}
-		f, isInt, n, err := parseNumber(rate, bytes.IndexAny(rate, ".eE") < 0)
+		f, isInt, n, err := parseNumber(rate, !bytes.ContainsAny(rate, ".eE"))
 		switch {
 		case err != nil:
 			return herald.Event{}, end, errSampleRate()
