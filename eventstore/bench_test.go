@@ -97,10 +97,10 @@ var benchCases = []benchCase{
 		name: "breakdown_having_1h",
 		query: herald.Query{TimeRange: 3600, Breakdowns: []string{"route"},
 			Calculations: []herald.Calculation{{Op: "COUNT"}, {Op: "AVG", Column: "duration_ms"}},
-			Havings:      []herald.Having{{CalculateOp: "COUNT", Op: ">", Value: 1000}}},
+			Havings:      []herald.Having{{CalculateOp: "COUNT", Op: ">", Value: 10}}},
 		sql: func(t string, c func(string) string) string {
 			return fmt.Sprintf(`SELECT %s, sum(__samplerate) AS n, sum(%s * __samplerate) / sum(__samplerate) AS a
-				FROM %s WHERE __time_us >= %d AND __time_us < %d GROUP BY %s HAVING sum(__samplerate) > 1000
+				FROM %s WHERE __time_us >= %d AND __time_us < %d GROUP BY %s HAVING sum(__samplerate) > 10
 				ORDER BY n DESC, %s LIMIT 100`, c("route"), c("duration_ms"), t,
 				benchNow.Add(-time.Hour).UnixMicro(), benchNow.UnixMicro(), c("route"), c("route"))
 		},
