@@ -377,6 +377,11 @@ func TestQueryAPI(t *testing.T) {
 		status, out := b.do(t, "POST", c.path, b.key, strings.NewReader(c.body))
 		require.Equal(t, c.status, status, "%s %s: %s", c.path, c.body, out)
 	}
+	// curl's default content type is read as JSON; another type is refused.
+	status, out = b.do(t, "POST", "/1/queries/q", b.key, strings.NewReader(`{}`), "Content-Type", "application/x-www-form-urlencoded")
+	require.Equal(t, http.StatusOK, status, "%s", out)
+	status, out = b.do(t, "POST", "/1/queries/q", b.key, strings.NewReader(`{}`), "Content-Type", "text/xml")
+	require.Equal(t, http.StatusBadRequest, status, "%s", out)
 	// __all__ answers across datasets.
 	require.Equal(t, []map[string]any{{"COUNT": "2"}}, b.query(t, "__all__", `{"time_range":600}`))
 }

@@ -126,7 +126,10 @@ const maxBody = 1 << 20
 // fields and trailing data. Errors are EMALFORMED, ETOOLARGE or EINVALID.
 func decode[T any](r *http.Request) (T, error) {
 	var v T
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+	// curl -d sends application/x-www-form-urlencoded unless told
+	// otherwise; the body is still read as JSON, as Honeycomb's API does.
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") &&
+		!strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		return v, herald.Errorf(herald.EMALFORMED, "Content-Type must be application/json, got %q", ct)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
