@@ -64,7 +64,7 @@ func setupEvents(t testing.TB, cfg eventstore.Config) *eventsBundle {
 	_, ingest, err := db.CreateAPIKey(ctx, herald.KeyIngest, "test")
 	require.NoError(t, err)
 	h := server.NewServer(server.Deps{Logger: slog.New(slog.DiscardHandler), Keys: db, Notifier: svc, Reader: db,
-		Events: events, Queries: db, Clock: clock.NewFake(t0), Metrics: http.NotFoundHandler()})
+		Events: events, Queries: db, Triggers: db, Clock: clock.NewFake(t0), Metrics: http.NotFoundHandler()})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &eventsBundle{url: srv.URL, key: key, ingest: ingest, events: events}

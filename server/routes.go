@@ -27,6 +27,18 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /1/query_results/{dataset}", config(handleCreateQueryResult(d)))
 	mux.Handle("GET /1/query_results/{dataset}/{id}", config(handleGetQueryResult(d)))
 
+	mux.Handle("GET /1/recipients", config(handleListRecipients(d)))
+	mux.Handle("POST /1/recipients", config(handleCreateRecipient(d)))
+	mux.Handle("GET /1/recipients/{id}", config(handleGetRecipient(d)))
+	mux.Handle("PUT /1/recipients/{id}", config(handleUpdateRecipient(d)))
+	mux.Handle("DELETE /1/recipients/{id}", config(handleDeleteRecipient(d)))
+	mux.Handle("GET /1/recipients/{id}/triggers", config(handleRecipientTriggers(d)))
+	mux.Handle("GET /1/triggers/{dataset}", config(handleListTriggers(d)))
+	mux.Handle("POST /1/triggers/{dataset}", config(handleCreateTrigger(d)))
+	mux.Handle("GET /1/triggers/{dataset}/{id}", config(handleGetTrigger(d)))
+	mux.Handle("PUT /1/triggers/{dataset}/{id}", config(handleUpdateTrigger(d)))
+	mux.Handle("DELETE /1/triggers/{dataset}/{id}", config(handleDeleteTrigger(d)))
+
 	mux.Handle("POST /1/notifications", config(handleCreateNotification(d)))
 	mux.Handle("GET /1/notifications/{id}", config(handleGetNotification(d)))
 	mux.Handle("GET /1/deliveries", config(handleListDeliveries(d)))

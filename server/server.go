@@ -64,6 +64,7 @@ type Deps struct {
 	Reader         Reader
 	Events         herald.EventStore
 	Queries        Queries
+	Triggers       Triggers
 	Clock          clock.Clock
 	Metrics        http.Handler
 	Ready          func(ctx context.Context) error

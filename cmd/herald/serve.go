@@ -174,7 +174,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	}
 
 	handler := server.NewServer(server.Deps{
-		Logger: log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, TracerProvider: tracing.Provider,
+		Logger: log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db, TracerProvider: tracing.Provider,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
 	})

@@ -1,0 +1,312 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"herald"
+)
+
+// CreateDestination stores a new destination (a Honeycomb "recipient")
+// after checking it. Returns ECONFLICT if an equal one exists.
+func (s *DB) CreateDestination(ctx context.Context, d herald.Destination) (herald.Destination, error) {
+	if err := d.Check(); err != nil {
+		return herald.Destination{}, err
+	}
+	existing, err := s.ListDestinations(ctx)
+	if err != nil {
+		return herald.Destination{}, err
+	}
+	for _, e := range existing {
+		if e.Type == d.Type && sameDetails(e.Details, d.Details) {
+			return herald.Destination{}, &herald.Error{Code: herald.ECONFLICT, Message: fmt.Sprintf("recipient %s already exists", e.ID),
+				Fields: []herald.FieldError{{Field: "details", Code: "already_exists", Description: "an equal recipient is " + e.ID}}}
+		}
+	}
+	now := time.Unix(0, s.now()).UTC()
+	d.ID, d.CreatedAt, d.UpdatedAt = herald.NewID("rcp_", now), now, now
+	details, _ := json.Marshal(d.Details)
+	if _, err := s.ExecContext(ctx, `INSERT INTO destinations (id, type, details, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+		d.ID, d.Type, string(details), now.UnixNano(), now.UnixNano()); err != nil {
+		return herald.Destination{}, fmt.Errorf("sqlstore: create recipient: %w", err)
+	}
+	return d, nil
+}
+
+func sameDetails(a, b herald.DestinationDetails) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// GetDestination returns the destination with id, or ENOTFOUND.
+func (s *DB) GetDestination(ctx context.Context, id string) (herald.Destination, error) {
+	row := s.QueryRowContext(ctx, `SELECT id, type, details, created_at, updated_at FROM destinations WHERE id = ?`, id)
+	d, err := scanDestination(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return herald.Destination{}, herald.Errorf(herald.ENOTFOUND, "no recipient %q", id)
+	}
+	return d, err
+}
+
+// ListDestinations returns every destination, oldest first.
+func (s *DB) ListDestinations(ctx context.Context) ([]herald.Destination, error) {
+	rows, err := s.QueryContext(ctx, `SELECT id, type, details, created_at, updated_at FROM destinations ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list recipients: %w", err)
+	}
+	defer rows.Close()
+	out := []herald.Destination{}
+	for rows.Next() {
+		d, err := scanDestination(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func scanDestination(row scanner) (herald.Destination, error) {
+	var d herald.Destination
+	var details string
+	var created, updated int64
+	if err := row.Scan(&d.ID, &d.Type, &details, &created, &updated); err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal([]byte(details), &d.Details); err != nil {
+		return d, fmt.Errorf("sqlstore: recipient %s: %w", d.ID, err)
+	}
+	d.CreatedAt, d.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	return d, nil
+}
+
+// UpdateDestination replaces a destination's type and details. Returns
+// ENOTFOUND or EINVALID.
+func (s *DB) UpdateDestination(ctx context.Context, d herald.Destination) (herald.Destination, error) {
+	if err := d.Check(); err != nil {
+		return herald.Destination{}, err
+	}
+	old, err := s.GetDestination(ctx, d.ID)
+	if err != nil {
+		return herald.Destination{}, err
+	}
+	now := time.Unix(0, s.now()).UTC()
+	d.CreatedAt, d.UpdatedAt = old.CreatedAt, now
+	details, _ := json.Marshal(d.Details)
+	if _, err := s.ExecContext(ctx, `UPDATE destinations SET type = ?, details = ?, updated_at = ? WHERE id = ?`,
+		d.Type, string(details), now.UnixNano(), d.ID); err != nil {
+		return herald.Destination{}, fmt.Errorf("sqlstore: update recipient: %w", err)
+	}
+	return d, nil
+}
+
+// DeleteDestination deletes a destination no trigger uses. Returns
+// ENOTFOUND, or ECONFLICT while a trigger uses it.
+func (s *DB) DeleteDestination(ctx context.Context, id string) error {
+	var uses int
+	if err := s.QueryRowContext(ctx, `SELECT COUNT(*) FROM trigger_destinations WHERE destination_id = ?`, id).Scan(&uses); err != nil {
+		return fmt.Errorf("sqlstore: delete recipient: %w", err)
+	}
+	if uses > 0 {
+		return herald.Errorf(herald.ECONFLICT, "recipient %s is used by %d trigger(s)", id, uses)
+	}
+	res, err := s.ExecContext(ctx, `DELETE FROM destinations WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("sqlstore: delete recipient: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return herald.Errorf(herald.ENOTFOUND, "no recipient %q", id)
+	}
+	return nil
+}
+
+// resolveRecipients gives every recipient of t an id: a {type, target}
+// recipient is matched to an existing destination or created, as
+// Honeycomb does, and the answer carries id, type and target.
+func (s *DB) resolveRecipients(ctx context.Context, tx *sql.Tx, t *herald.Trigger) error {
+	for i, r := range t.Recipients {
+		if r.ID != "" {
+			var typ string
+			if err := tx.QueryRowContext(ctx, `SELECT type FROM destinations WHERE id = ?`, r.ID).Scan(&typ); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					return herald.Invalid(fmt.Sprintf("recipients[%d].id", i), "invalid", "no recipient %q", r.ID)
+				}
+				return fmt.Errorf("sqlstore: trigger recipients: %w", err)
+			}
+			continue
+		}
+		d := herald.Destination{Type: r.Type}
+		switch r.Type {
+		case "email":
+			d.Details.EmailAddress = r.Target
+		case "slack":
+			d.Details.WebhookURL = r.Target
+		case "webhook":
+			d.Details.WebhookName, d.Details.WebhookURL = r.Target, r.Target
+		case "pagerduty":
+			d.Details.PagerDutyIntegrationName, d.Details.PagerDutyIntegrationKey = "pagerduty", r.Target
+		}
+		if err := d.Check(); err != nil {
+			return herald.Invalid(fmt.Sprintf("recipients[%d].target", i), "invalid", "%v", err)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, details FROM destinations WHERE type = ? ORDER BY id`, r.Type)
+		if err != nil {
+			return fmt.Errorf("sqlstore: trigger recipients: %w", err)
+		}
+		for rows.Next() {
+			var id, details string
+			if err := rows.Scan(&id, &details); err != nil {
+				rows.Close()
+				return err
+			}
+			var det herald.DestinationDetails
+			json.Unmarshal([]byte(details), &det)
+			if sameDetails(det, d.Details) {
+				t.Recipients[i].ID = id
+				break
+			}
+		}
+		rows.Close()
+		if t.Recipients[i].ID == "" {
+			now := time.Unix(0, s.now()).UTC()
+			id := herald.NewID("rcp_", now)
+			details, _ := json.Marshal(d.Details)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO destinations (id, type, details, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+				id, d.Type, string(details), now.UnixNano(), now.UnixNano()); err != nil {
+				return fmt.Errorf("sqlstore: trigger recipients: %w", err)
+			}
+			t.Recipients[i].ID = id
+		}
+	}
+	return nil
+}
+
+// SaveTrigger creates a trigger (t.ID empty) or replaces one, in the
+// dataset slug t.DatasetSlug; t must be normalized. A replaced trigger
+// keeps its creation time and its evaluation state (triggered). Returns
+// ENOTFOUND for an unknown id and EINVALID for an unknown recipient id.
+func (s *DB) SaveTrigger(ctx context.Context, t herald.Trigger) (herald.Trigger, error) {
+	now := time.Unix(0, s.now()).UTC()
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if t.ID == "" {
+			t.ID, t.CreatedAt, t.Triggered = herald.NewID("trg_", now), now, false
+		} else {
+			var created int64
+			var triggered bool
+			err := tx.QueryRowContext(ctx, `SELECT created_at, triggered FROM triggers WHERE id = ? AND dataset = ?`, t.ID, t.DatasetSlug).Scan(&created, &triggered)
+			if errors.Is(err, sql.ErrNoRows) {
+				return herald.Errorf(herald.ENOTFOUND, "no trigger %q in dataset %q", t.ID, t.DatasetSlug)
+			}
+			if err != nil {
+				return err
+			}
+			t.CreatedAt, t.Triggered = time.Unix(0, created).UTC(), triggered
+		}
+		t.UpdatedAt = now
+		if err := s.resolveRecipients(ctx, tx, &t); err != nil {
+			return err
+		}
+		spec, _ := json.Marshal(t)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO triggers (id, dataset, spec, triggered, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
+			t.ID, t.DatasetSlug, string(spec), t.Triggered, t.CreatedAt.UnixNano(), now.UnixNano()); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM trigger_destinations WHERE trigger_id = ?`, t.ID); err != nil {
+			return err
+		}
+		var ids []string
+		for _, r := range t.Recipients {
+			if !slices.Contains(ids, r.ID) {
+				ids = append(ids, r.ID)
+				if _, err := tx.ExecContext(ctx, `INSERT INTO trigger_destinations (trigger_id, destination_id) VALUES (?, ?)`, t.ID, r.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if herald.ErrorCode(err) == herald.EINTERNAL {
+			return herald.Trigger{}, fmt.Errorf("sqlstore: save trigger: %w", err)
+		}
+		return herald.Trigger{}, err
+	}
+	return t, nil
+}
+
+// GetTrigger returns the trigger with id in dataset, or ENOTFOUND.
+func (s *DB) GetTrigger(ctx context.Context, dataset, id string) (herald.Trigger, error) {
+	row := s.QueryRowContext(ctx, `SELECT spec, triggered FROM triggers WHERE id = ? AND dataset = ?`, id, dataset)
+	t, err := scanTrigger(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return herald.Trigger{}, herald.Errorf(herald.ENOTFOUND, "no trigger %q in dataset %q", id, dataset)
+	}
+	return t, err
+}
+
+// ListTriggers returns the triggers of dataset, oldest first.
+func (s *DB) ListTriggers(ctx context.Context, dataset string) ([]herald.Trigger, error) {
+	return s.listTriggers(ctx, `SELECT spec, triggered FROM triggers WHERE dataset = ? ORDER BY id`, dataset)
+}
+
+// TriggersUsing returns every trigger that notifies destination id.
+func (s *DB) TriggersUsing(ctx context.Context, id string) ([]herald.Trigger, error) {
+	return s.listTriggers(ctx, `SELECT spec, triggered FROM triggers WHERE id IN
+		(SELECT trigger_id FROM trigger_destinations WHERE destination_id = ?) ORDER BY id`, id)
+}
+
+func (s *DB) listTriggers(ctx context.Context, query string, args ...any) ([]herald.Trigger, error) {
+	rows, err := s.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list triggers: %w", err)
+	}
+	defer rows.Close()
+	out := []herald.Trigger{}
+	for rows.Next() {
+		t, err := scanTrigger(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func scanTrigger(row scanner) (herald.Trigger, error) {
+	var spec string
+	var triggered bool
+	if err := row.Scan(&spec, &triggered); err != nil {
+		return herald.Trigger{}, err
+	}
+	var t herald.Trigger
+	if err := json.Unmarshal([]byte(spec), &t); err != nil {
+		return t, fmt.Errorf("sqlstore: trigger: %w", err)
+	}
+	t.Triggered = triggered
+	return t, nil
+}
+
+// DeleteTrigger deletes the trigger with id in dataset, or returns
+// ENOTFOUND.
+func (s *DB) DeleteTrigger(ctx context.Context, dataset, id string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM trigger_destinations WHERE trigger_id = ?`, id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM triggers WHERE id = ? AND dataset = ?`, id, dataset)
+		if err != nil {
+			return fmt.Errorf("sqlstore: delete trigger: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return herald.Errorf(herald.ENOTFOUND, "no trigger %q in dataset %q", id, dataset)
+		}
+		return nil
+	})
+}
