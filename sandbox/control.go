@@ -18,6 +18,9 @@ func (s *Server) routes() http.Handler {
 	s.postmarkRoutes(mux)
 	s.mailgunRoutes(mux)
 	s.sesRoutes(mux)
+	s.slackRoutes(mux)
+	s.pagerdutyRoutes(mux)
+	s.hookRoutes(mux)
 
 	mux.HandleFunc("GET /_sandbox/{$}", s.handleIndex)
 	mux.HandleFunc("GET /_sandbox/messages", s.handleMessages)
@@ -36,6 +39,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("PUT /_sandbox/limits/{partner}", s.handleSetLimit)
 	mux.HandleFunc("GET /_sandbox/keys", s.handleKeys)
 	mux.HandleFunc("GET /_sandbox/ses/signing-cert.pem", s.handleSNSCert)
+	mux.HandleFunc("GET /_sandbox/notifications", s.handleNotifications)
+	mux.HandleFunc("DELETE /_sandbox/notifications", s.handleClearNotifications)
 	mux.HandleFunc("POST /_sandbox/reset", s.handleReset)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	return mux
@@ -82,6 +87,12 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 			"GET /_sandbox/webhooks/attempts",
 			"GET /_sandbox/limits", "PUT /_sandbox/limits/{partner}",
 			"GET /_sandbox/keys", "GET /_sandbox/ses/signing-cert.pem", "POST /_sandbox/reset",
+			"GET /_sandbox/notifications?channel=&name=", "DELETE /_sandbox/notifications",
+		},
+		"channels": map[Partner]string{
+			Slack:     "POST /services/{T}/{B}/{token}",
+			PagerDuty: "POST /v2/enqueue",
+			Webhook:   "POST /_sandbox/hooks/{name}",
 		},
 	})
 }
@@ -233,8 +244,8 @@ func (s *Server) SetWebhook(p Partner, url string) error {
 	if _, err := ParsePartner(string(p)); err != nil {
 		return err
 	}
-	if p == SMTP {
-		return errors.New("smtp has no event webhook")
+	if !p.sendsEventWebhooks() {
+		return fmt.Errorf("%s has no event webhook", p)
 	}
 	if url != "" {
 		if err := checkWebhookURL(url); err != nil {
@@ -339,9 +350,11 @@ func (s *Server) handleSNSCert(w http.ResponseWriter, r *http.Request) {
 	w.Write(s.keys.snsCert)
 }
 
-// Reset empties the mailbox, removes every fault and forgets webhook attempts.
+// Reset empties the mailbox and the notification store, removes every fault
+// and forgets webhook attempts.
 func (s *Server) Reset() {
 	s.mailbox.clear()
+	s.notes.clear()
 	s.faults.clear()
 	s.hooks.mu.Lock()
 	s.hooks.attempts = nil

@@ -49,11 +49,16 @@ const (
 	// message whose metadata has Key (with Value, when set) — a value the
 	// partner accepted a moment before: the incident herald exists for.
 	FaultRejectMetadata FaultKind = "reject_metadata"
+	// FaultSlackErrorBody answers a valid Slack webhook request 200 with a
+	// body that is not "ok" — Text, or "invalid_blocks" by default — and
+	// posts nothing: the failure hidden behind a success status that a
+	// client reading only the status misses. It applies to Slack only.
+	FaultSlackErrorBody FaultKind = "slack_200_error"
 )
 
 var faultKinds = []FaultKind{FaultStatus, FaultLatency, FaultStall, FaultEmptyBody, FaultGarbageBody,
 	FaultHTMLBody, FaultGateway502, FaultDropConnection, FaultAcceptThenFail, FaultNeverConfirm,
-	FaultDuplicateWebhooks, FaultRejectMetadata}
+	FaultDuplicateWebhooks, FaultRejectMetadata, FaultSlackErrorBody}
 
 // Duration is a time.Duration that reads and writes JSON as "1.5s".
 type Duration time.Duration
@@ -104,6 +109,9 @@ type Fault struct {
 	// Value matches any value of Key.
 	Key   string `json:"key,omitempty"`
 	Value string `json:"value,omitempty"`
+	// Text is the body FaultSlackErrorBody answers. Defaults to
+	// "invalid_blocks".
+	Text string `json:"text,omitempty"`
 	// Copies is how many times each webhook goes out for
 	// FaultDuplicateWebhooks. Defaults to 2.
 	Copies int `json:"copies,omitempty"`
@@ -152,6 +160,13 @@ func (f *Fault) validate() error {
 		if f.Key == "" {
 			return errors.New("reject_metadata fault needs a key")
 		}
+	case FaultSlackErrorBody:
+		if f.Partner != "" && f.Partner != Slack {
+			return fmt.Errorf("slack_200_error fault applies to slack only, not %s", f.Partner)
+		}
+		if f.Text == "ok" {
+			return errors.New(`slack_200_error text must not be "ok"`)
+		}
 	}
 	return nil
 }
@@ -162,6 +177,7 @@ func (f *Fault) validate() error {
 //	status=503,partner=sendgrid,probability=0.5
 //	kind=latency,delay=2s
 //	kind=reject_metadata,partner=sendgrid,key=team,value=a b
+//	slack_200_error,text=invalid_blocks
 //
 // The first item may be a bare kind ("never_confirm,partner=ses").
 func ParseFault(spec string) (Fault, error) {
@@ -199,6 +215,8 @@ func ParseFault(spec string) (Fault, error) {
 			f.Key = v
 		case "value":
 			f.Value = v
+		case "text":
+			f.Text = v
 		case "copies":
 			f.Copies, err = strconv.Atoi(v)
 		case "times":

@@ -26,7 +26,7 @@ func newMetrics() *metrics {
 		}, []string{"partner", "code"}),
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_sandbox_messages_accepted_total",
-			Help: "Messages the sandbox accepted into its mailbox, by partner.",
+			Help: "Messages the sandbox accepted into its mailbox, and notifications a channel accepted, by partner.",
 		}, []string{"partner"}),
 		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_sandbox_faults_fired_total",
@@ -41,7 +41,7 @@ func newMetrics() *metrics {
 	for _, p := range Partners {
 		m.accepted.WithLabelValues(string(p))
 		for _, o := range []string{"delivered", "retrying", "gave_up"} {
-			if p != SMTP {
+			if p.sendsEventWebhooks() {
 				m.webhooks.WithLabelValues(string(p), o)
 			}
 		}

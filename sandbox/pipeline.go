@@ -16,22 +16,30 @@ type response struct {
 	body   []byte
 }
 
-// partnerAPI is what each simulated HTTP partner gives the shared pipeline:
-// its error shapes, and how it turns events into webhooks.
-type partnerAPI interface {
+// service is what every simulated HTTP service — an email partner or a
+// notification channel — gives the shared steps begin, limit and finish:
+// its name and its own answers.
+type service interface {
 	partner() Partner
-	// statusError answers an injected status fault in the partner's error
+	// statusError answers an injected status fault in the service's error
 	// shape for that status.
 	statusError(status int) response
 	// throttled answers a request refused by the rate limit.
 	throttled(v verdict) response
+	// successStatus is the status of an accepted request, used when a body
+	// fault replaces the documented success body.
+	successStatus() int
+}
+
+// partnerAPI is what each simulated email partner gives the shared
+// pipeline beyond a service: its validation and how it turns events into
+// webhooks.
+type partnerAPI interface {
+	service
 	// metadataRejected answers a message whose metadata entry key=value
 	// the partner refuses (the reject_metadata fault), exactly as it
 	// answers a real validation failure of that field.
 	metadataRejected(key, value string) response
-	// successStatus is the status of an accepted send, used when a body
-	// fault replaces the documented success body.
-	successStatus() int
 	// finalFate returns the fate the partner gives an accepted message when
 	// no fault decides otherwise (SES's simulator addresses, for example).
 	finalFate(m *Message) Fate
@@ -55,7 +63,7 @@ const maxRequestBody = 64 << 20
 // reads the body and fires the faults that do not depend on the message
 // (latency, stall, gateway 502, status). It returns ok=false when it has
 // already answered.
-func (s *Server) begin(w http.ResponseWriter, r *http.Request, api partnerAPI) (body []byte, fx *applied, ok bool) {
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, api service) (body []byte, fx *applied, ok bool) {
 	p := api.partner()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	if err != nil {
@@ -102,7 +110,7 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, api partnerAPI) (
 
 // limit spends one request of cred's rate limit; when none is left it
 // answers the partner's throttling response and returns false.
-func (s *Server) limit(w http.ResponseWriter, api partnerAPI, cred string) bool {
+func (s *Server) limit(w http.ResponseWriter, api service, cred string) bool {
 	v := s.limits.take(api.partner(), cred)
 	if !v.ok {
 		s.write(w, api.partner(), api.throttled(v))
@@ -218,7 +226,7 @@ func reasonFor(f Fate) string {
 // finish answers an accepted send with ok, unless a body fault fired: then
 // it answers the success status with an empty, garbage or HTML body, or
 // drops the connection without an answer.
-func (s *Server) finish(w http.ResponseWriter, api partnerAPI, fx *applied, ok response) {
+func (s *Server) finish(w http.ResponseWriter, api service, fx *applied, ok response) {
 	p := api.partner()
 	switch {
 	case hasFault(fx, FaultDropConnection):

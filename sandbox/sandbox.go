@@ -1,8 +1,11 @@
 // Package sandbox simulates herald's email partners — SendGrid, Postmark,
-// Mailgun, Amazon SES v2 and SMTP — over real HTTP and SMTP. It answers as
-// each partner documents, including the answers that hide a failure, keeps a
-// mailbox of what it accepted, sends each partner's signed event webhooks,
-// and takes scripted faults through a control API under /_sandbox/.
+// Mailgun, Amazon SES v2 and SMTP — and its notification channels — Slack
+// incoming webhooks, the PagerDuty Events API v2 and a generic webhook
+// receiver — over real HTTP and SMTP. It answers as each service documents,
+// including the answers that hide a failure, keeps a mailbox of the messages
+// and a store of the notifications it received, sends each email partner's
+// signed event webhooks, and takes scripted faults through a control API
+// under /_sandbox/.
 //
 // See docs/sandbox.md for the user's guide.
 package sandbox
@@ -32,17 +35,25 @@ import (
 // herald's configuration.
 type Partner string
 
-// The partners the sandbox simulates.
+// The partners the sandbox simulates: the email partners, then the
+// notification channels (Slack, PagerDuty and the generic webhook receiver),
+// whose requests go to the notification store instead of the mailbox.
 const (
-	SendGrid Partner = "sendgrid"
-	Postmark Partner = "postmark"
-	Mailgun  Partner = "mailgun"
-	SES      Partner = "ses"
-	SMTP     Partner = "smtp"
+	SendGrid  Partner = "sendgrid"
+	Postmark  Partner = "postmark"
+	Mailgun   Partner = "mailgun"
+	SES       Partner = "ses"
+	SMTP      Partner = "smtp"
+	Slack     Partner = "slack"
+	PagerDuty Partner = "pagerduty"
+	Webhook   Partner = "webhook"
 )
 
 // Partners lists every simulated partner, in a stable order.
-var Partners = []Partner{SendGrid, Postmark, Mailgun, SES, SMTP}
+var Partners = []Partner{SendGrid, Postmark, Mailgun, SES, SMTP, Slack, PagerDuty, Webhook}
+
+// Channels lists the notification channels among Partners.
+var Channels = []Partner{Slack, PagerDuty, Webhook}
 
 // ParsePartner returns the Partner named s, or an error naming the choices.
 func ParsePartner(s string) (Partner, error) {
@@ -51,7 +62,17 @@ func ParsePartner(s string) (Partner, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("unknown partner %q (want one of sendgrid, postmark, mailgun, ses, smtp)", s)
+	return "", fmt.Errorf("unknown partner %q (want one of sendgrid, postmark, mailgun, ses, smtp, slack, pagerduty, webhook)", s)
+}
+
+// sendsEventWebhooks reports whether p posts event webhooks: every email
+// partner but SMTP does; the notification channels do not.
+func (p Partner) sendsEventWebhooks() bool {
+	switch p {
+	case SendGrid, Postmark, Mailgun, SES:
+		return true
+	}
+	return false
 }
 
 // Credentials are the secrets the sandbox accepts. Each field defaults to
@@ -87,6 +108,11 @@ type Credentials struct {
 	// credentials. Default to "sandbox" and "sandbox-smtp-password".
 	SMTPUsername string
 	SMTPPassword string
+	// SlackTokens are the incoming-webhook tokens (the last segment of
+	// /services/{T}/{B}/{token}) that exist; any other answers 403
+	// invalid_token. Defaults to nil, which accepts every token except one
+	// starting with "bad".
+	SlackTokens []string
 }
 
 // Rate is a partner's simulated rate limit: PerSecond sustained with bursts
@@ -126,9 +152,9 @@ type Config struct {
 	Limits map[Partner]Rate
 	// Faults are installed at start, as if posted to /_sandbox/faults.
 	Faults []Fault
-	// MaxMessages caps the mailbox; the oldest messages are forgotten
-	// first, a tenth at a time once the mailbox is 10% over the cap.
-	// Defaults to 10,000.
+	// MaxMessages caps the mailbox, and separately the notification store;
+	// the oldest entries are forgotten first, a tenth at a time once one is
+	// 10% over the cap. Defaults to 10,000.
 	MaxMessages int
 	// PublicURL is the base URL clients reach the sandbox at; SES event
 	// notifications name their signing certificate under it. Defaults to
@@ -197,8 +223,8 @@ func (c Config) validate() error {
 		if _, err := ParsePartner(string(p)); err != nil {
 			return fmt.Errorf("sandbox: webhooks: %w", err)
 		}
-		if p == SMTP {
-			return errors.New("sandbox: webhooks: smtp has no event webhook")
+		if !p.sendsEventWebhooks() {
+			return fmt.Errorf("sandbox: webhooks: %s has no event webhook", p)
 		}
 		if err := checkWebhookURL(u); err != nil {
 			return fmt.Errorf("sandbox: webhooks: %s: %w", p, err)
@@ -228,6 +254,7 @@ type Server struct {
 	log     *slog.Logger
 	clock   clock.Clock
 	mailbox *mailbox
+	notes   *notifications
 	faults  *faultSet
 	limits  *limiter
 	hooks   *dispatcher
@@ -262,6 +289,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		clock:   cfg.Clock,
 		mailbox: newMailbox(cfg.MaxMessages),
+		notes:   newNotifications(cfg.MaxMessages),
 		faults:  &faultSet{},
 		limits:  newLimiter(cfg.Clock, cfg.Limits),
 		metrics: newMetrics(),
