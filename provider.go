@@ -16,6 +16,10 @@ type Email struct {
 	// ids (MetaNotificationID, MetaDeliveryID), already checked with the
 	// provider's CheckMetadata.
 	Metadata map[string]string
+	// Alert is the trigger event the message is about, nil for a plain
+	// notification. For the webhook, Slack and PagerDuty channels To is
+	// the id of a Destination.
+	Alert *Alert
 }
 
 // The metadata keys herald always adds, so a partner's events can be
@@ -94,4 +98,48 @@ var ReasonsByOutcome = map[Outcome][]string{
 	OutcomeThrottled: {"rate_limited"},
 	OutcomeTransient: {"server_error", "timeout", "connection"},
 	OutcomeUnknown:   {"missing_message_id", "unexpected_body", "timeout_after_send", "connection_lost_after_send", "interrupted"},
+}
+
+// Alert is the structured event a trigger's notification is about, in the
+// shape of Honeycomb's default trigger webhook payload (reference:
+// honeycomb-api.md §5). Channels that send JSON (webhook, Slack,
+// PagerDuty) build their bodies from it. It holds no secret.
+type Alert struct {
+	Version            string `json:"version"`
+	ID                 string `json:"id"`
+	Name               string `json:"name"`
+	TriggerDescription string `json:"trigger_description"`
+	TriggerURL         string `json:"trigger_url"`
+	AlertType          string `json:"alert_type"`
+	// Status is TRIGGERED or OK as Honeycomb sends them, or herald's own
+	// NO_DATA and ERROR.
+	Status                string       `json:"status"`
+	Summary               string       `json:"summary"`
+	Description           string       `json:"description"`
+	Operator              string       `json:"operator"`
+	Threshold             float64      `json:"threshold"`
+	ResultURL             string       `json:"result_url"`
+	ResultGroups          []AlertGroup `json:"result_groups"`
+	ResultGroupsTriggered []AlertGroup `json:"result_groups_triggered"`
+	IsTest                bool         `json:"is_test"`
+	// Dataset is the trigger's dataset slug (herald's addition).
+	Dataset string `json:"dataset"`
+	// EvaluationID names the evaluation that caused the alert.
+	EvaluationID string `json:"evaluation_id,omitempty"`
+}
+
+// AlertGroup is one group's value, with Honeycomb's capitalised keys.
+type AlertGroup struct {
+	Group  map[string]any `json:"Group"`
+	Result float64        `json:"Result"`
+}
+
+// Destinations reads the recipients that trigger notifications go to;
+// *sqlstore.DB implements it. Webhook, Slack and PagerDuty providers read
+// the URL and secrets of the destination a delivery names (its target is
+// the destination's id) at send time, so no secret is copied into a
+// notification.
+type Destinations interface {
+	// GetDestination returns the destination with id, or ENOTFOUND.
+	GetDestination(ctx context.Context, id string) (Destination, error)
 }
