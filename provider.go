@@ -20,6 +20,9 @@ type Email struct {
 	// notification. For the webhook, Slack and PagerDuty channels To is
 	// the id of a Destination.
 	Alert *Alert
+	// Options are the trigger's settings for this recipient (PagerDuty
+	// severity, webhook template variables), nil when none.
+	Options *RecipientOptions
 }
 
 // The metadata keys herald always adds, so a partner's events can be
