@@ -8,3 +8,15 @@ func ParseSMTPMessageForTest(raw []byte) (*Message, error) {
 	}
 	return m, nil
 }
+
+// ParseSlackPayloadForTest exposes the Slack webhook body parser to the
+// fuzz test: the message, when the body parsed, and Slack's error or "".
+func ParseSlackPayloadForTest(contentType string, body []byte) (*SlackMessage, string) {
+	return parseSlackPayload(contentType, body)
+}
+
+// ParsePagerDutyEventForTest exposes the Events API v2 parser to the fuzz
+// test: the event, when the body parsed, and every problem found.
+func ParsePagerDutyEventForTest(body []byte) (*PagerDutyEvent, []string) {
+	return parsePagerDutyEvent(body)
+}
