@@ -50,10 +50,15 @@ type Evaluation struct {
 	Triggered bool `json:"triggered"`
 	// Notify is what this evaluation tells recipients: "" (nothing),
 	// triggered, resolved, still_triggered (on_true), no_data or error.
-	Notify   string        `json:"notify,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
-	TraceID  string        `json:"trace_id,omitempty"`
+	Notify string `json:"notify,omitempty"`
+	// Missed counts the scheduled evaluations before this one that did not
+	// run (herald was down, or running late).
+	Missed int `json:"missed,omitempty"`
+	// NotificationID names the notification Notify caused.
+	NotificationID string        `json:"notification_id,omitempty"`
+	Error          string        `json:"error,omitempty"`
+	Duration       time.Duration `json:"duration_ns"`
+	TraceID        string        `json:"trace_id,omitempty"`
 }
 
 // zeroWhenEmpty are the calculations whose value over no events is 0, so

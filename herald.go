@@ -135,16 +135,20 @@ type Notification struct {
 	// TraceParent is the W3C traceparent of the request that created the
 	// notification: every delivery's spans join that trace.
 	TraceParent string `json:"-"`
+	// Alert is the trigger event the notification is about, if any.
+	Alert *Alert `json:"alert,omitempty"`
 }
 
 // Delivery is the debt of one notification to one recipient, and its
 // progress towards being paid.
 type Delivery struct {
-	ID             string        `json:"id"`
-	NotificationID string        `json:"notification_id"`
-	Channel        string        `json:"channel"`
-	Recipient      Recipient     `json:"recipient"`
-	State          DeliveryState `json:"state"`
+	ID             string `json:"id"`
+	NotificationID string `json:"notification_id"`
+	Channel        string `json:"channel"`
+	// Options are the trigger's settings for this recipient, if any.
+	Options   *RecipientOptions `json:"options,omitempty"`
+	Recipient Recipient         `json:"recipient"`
+	State     DeliveryState     `json:"state"`
 	// Reason says why the delivery is in its state, for failed and other
 	// final states.
 	Reason string `json:"reason,omitempty"`

@@ -48,6 +48,21 @@ func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration
 	}
 
 	partners := s.cfg.Channels[d.Channel]
+	if len(partners) == 0 {
+		cause := "no partner is configured for channel " + d.Channel
+		if _, err := s.cfg.Store.Update(ctx, d.ID, func(cur *herald.Delivery) (sqlstore.Change, error) {
+			if cur.State != herald.StateSending {
+				return sqlstore.Change{}, sqlstore.ErrNoChange
+			}
+			cur.Reason = cause
+			return sqlstore.Change{To: herald.StateFailed, Cause: cause}, nil
+		}); err != nil {
+			return 0, err
+		}
+		span.SetStatus(codes.Error, cause)
+		s.metrics.finished.WithLabelValues(d.Channel, string(herald.StateFailed)).Inc()
+		return 0, nil
+	}
 	var reopen time.Time
 	for _, p := range partners {
 		ok, until := s.breakers[p.Name()].allow()
@@ -184,7 +199,8 @@ func (s *Service) attempt(ctx context.Context, p herald.Provider, d *herald.Deli
 	defer span.End()
 	started := s.clock.Now()
 	actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
-	r := p.Send(actx, &herald.Email{To: d.Recipient.Target, Subject: n.Subject, Text: n.Text, HTML: n.HTML, Metadata: md})
+	r := p.Send(actx, &herald.Email{To: d.Recipient.Target, Subject: n.Subject, Text: n.Text, HTML: n.HTML, Metadata: md,
+		Alert: n.Alert, Options: d.Options})
 	cancel()
 	dur := s.clock.Now().Sub(started)
 
@@ -201,8 +217,12 @@ func (s *Service) attempt(ctx context.Context, p herald.Provider, d *herald.Deli
 	s.metrics.attempts.WithLabelValues(p.Name(), d.Channel, string(r.Outcome), r.Reason).Inc()
 	s.metrics.duration.WithLabelValues(p.Name(), d.Channel, string(r.Outcome)).Observe(dur.Seconds())
 
+	// A webhook's receivers are as many servers as there are recipients:
+	// one failing says nothing of the others, so webhooks have no shared
+	// breaker.
 	b := s.breakers[p.Name()]
 	switch {
+	case p.Kind() == "webhook":
 	case r.Outcome == herald.OutcomeTransient || (r.Outcome == herald.OutcomeUnknown && r.PartnerSide):
 		b.failure(false)
 	case r.Outcome == herald.OutcomeRejected && r.PartnerSide:

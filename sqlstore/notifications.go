@@ -38,27 +38,7 @@ func (s *DB) CreateNotification(ctx context.Context, n *herald.Notification, req
 				return err
 			}
 		}
-		md, _ := json.Marshal(n.Metadata)
-		rc, _ := json.Marshal(n.Recipients)
-		var idem any
-		if n.IdempotencyKey != "" {
-			idem = n.IdempotencyKey
-		}
-		now := n.CreatedAt.UnixNano()
-		if _, err := s.q(tx).ExecContext(ctx, qInsertNotification, n.ID, idem, requestHash, n.Subject, n.Text, n.HTML, string(md), string(rc), n.TraceParent, now); err != nil {
-			return err
-		}
-		ids := make([]string, 0, len(n.Deliveries))
-		for _, d := range n.Deliveries {
-			if _, err := s.q(tx).ExecContext(ctx, qInsertDelivery, d.ID, n.ID, d.Channel, d.Recipient.Type, d.Recipient.Target, herald.StateQueued, now, now, now); err != nil {
-				return err
-			}
-			if err := s.insertTransition(ctx, tx, d.ID, "", herald.StateQueued, "created", now); err != nil {
-				return err
-			}
-			ids = append(ids, d.ID)
-		}
-		return enqueue(ctx, tx, ids)
+		return s.insertNotification(ctx, tx, n, requestHash, enqueue)
 	})
 	if err != nil {
 		if herald.ErrorCode(err) == herald.EINVALID {
@@ -76,6 +56,43 @@ func (s *DB) CreateNotification(ctx context.Context, n *herald.Notification, req
 		d.CreatedAt, d.UpdatedAt, d.RoundStartedAt = n.CreatedAt, n.CreatedAt, n.CreatedAt
 	}
 	return n, false, nil
+}
+
+// insertNotification writes n and its deliveries, in state queued, and
+// enqueues their jobs, inside tx.
+func (s *DB) insertNotification(ctx context.Context, tx *sql.Tx, n *herald.Notification, requestHash string, enqueue EnqueueFunc) error {
+	md, _ := json.Marshal(n.Metadata)
+	rc, _ := json.Marshal(n.Recipients)
+	var idem any
+	if n.IdempotencyKey != "" {
+		idem = n.IdempotencyKey
+	}
+	now := n.CreatedAt.UnixNano()
+	if _, err := s.q(tx).ExecContext(ctx, qInsertNotification, n.ID, idem, requestHash, n.Subject, n.Text, n.HTML, string(md), string(rc),
+		n.TraceParent, now, jsonOrEmpty(n.Alert)); err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(n.Deliveries))
+	for _, d := range n.Deliveries {
+		if _, err := s.q(tx).ExecContext(ctx, qInsertDelivery, d.ID, n.ID, d.Channel, d.Recipient.Type, d.Recipient.Target, herald.StateQueued,
+			now, now, now, jsonOrEmpty(d.Options)); err != nil {
+			return err
+		}
+		if err := s.insertTransition(ctx, tx, d.ID, "", herald.StateQueued, "created", now); err != nil {
+			return err
+		}
+		ids = append(ids, d.ID)
+	}
+	return enqueue(ctx, tx, ids)
+}
+
+// jsonOrEmpty is v as JSON, or "" for a nil pointer.
+func jsonOrEmpty[T any](v *T) string {
+	if v == nil {
+		return ""
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func (s *DB) insertTransition(ctx context.Context, tx *sql.Tx, id string, from, to herald.DeliveryState, cause string, at int64) error {
@@ -103,10 +120,10 @@ func (s *DB) GetNotification(ctx context.Context, id string) (*herald.Notificati
 func (s *DB) Notification(ctx context.Context, id string) (*herald.Notification, error) {
 	var n herald.Notification
 	var idem sql.NullString
-	var md, rc string
+	var md, rc, alert string
 	var created int64
-	err := s.q(nil).QueryRowContext(ctx, `SELECT id, idempotency_key, subject, text_body, html_body, metadata, recipients, trace_parent, created_at FROM notifications WHERE id = ?`, id).
-		Scan(&n.ID, &idem, &n.Subject, &n.Text, &n.HTML, &md, &rc, &n.TraceParent, &created)
+	err := s.q(nil).QueryRowContext(ctx, `SELECT id, idempotency_key, subject, text_body, html_body, metadata, recipients, trace_parent, created_at, alert FROM notifications WHERE id = ?`, id).
+		Scan(&n.ID, &idem, &n.Subject, &n.Text, &n.HTML, &md, &rc, &n.TraceParent, &created, &alert)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, herald.Errorf(herald.ENOTFOUND, "no notification %q", id)
 	}
@@ -121,11 +138,17 @@ func (s *DB) Notification(ctx context.Context, id string) (*herald.Notification,
 	if err := json.Unmarshal([]byte(rc), &n.Recipients); err != nil {
 		return nil, fmt.Errorf("sqlstore: get notification %s: recipients: %w", id, err)
 	}
+	if alert != "" {
+		n.Alert = &herald.Alert{}
+		if err := json.Unmarshal([]byte(alert), n.Alert); err != nil {
+			return nil, fmt.Errorf("sqlstore: get notification %s: alert: %w", id, err)
+		}
+	}
 	return &n, nil
 }
 
 const deliveryColumns = `id, notification_id, channel, recipient_type, recipient_target, state, reason, partner, partner_message_id,
-	attempts, last_outcome, possible_duplicates, next_attempt_at, lease_until, round_attempts, round_started_at, created_at, updated_at`
+	attempts, last_outcome, possible_duplicates, next_attempt_at, lease_until, round_attempts, round_started_at, created_at, updated_at, options`
 
 func (s *DB) queryDeliveries(ctx context.Context, where string, args ...any) ([]herald.Delivery, error) {
 	return queryDeliveries(ctx, s.q(nil), where, args...)
@@ -146,9 +169,16 @@ func queryDeliveries(ctx context.Context, q querier, where string, args ...any) 
 		var d herald.Delivery
 		var next, lease sql.NullInt64
 		var created, updated, round int64
+		var options string
 		if err := rows.Scan(&d.ID, &d.NotificationID, &d.Channel, &d.Recipient.Type, &d.Recipient.Target, &d.State, &d.Reason,
-			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.LastOutcome, &d.PossibleDuplicates, &next, &lease, &d.RoundAttempts, &round, &created, &updated); err != nil {
+			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.LastOutcome, &d.PossibleDuplicates, &next, &lease, &d.RoundAttempts, &round, &created, &updated, &options); err != nil {
 			return nil, fmt.Errorf("sqlstore: query deliveries: %w", err)
+		}
+		if options != "" {
+			d.Options = &herald.RecipientOptions{}
+			if err := json.Unmarshal([]byte(options), d.Options); err != nil {
+				return nil, fmt.Errorf("sqlstore: delivery %s options: %w", d.ID, err)
+			}
 		}
 		d.CreatedAt = time.Unix(0, created).UTC()
 		d.RoundStartedAt = time.Unix(0, round).UTC()
@@ -399,10 +429,10 @@ const byID = `WHERE id = ?`
 // The statements transactions run, prepared at Open.
 const (
 	qIdempotency        = `SELECT id, request_hash FROM notifications WHERE idempotency_key = ?`
-	qInsertNotification = `INSERT INTO notifications (id, idempotency_key, request_hash, subject, text_body, html_body, metadata, recipients, trace_parent, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qInsertDelivery = `INSERT INTO deliveries (id, notification_id, channel, recipient_type, recipient_target, state, round_started_at, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertNotification = `INSERT INTO notifications (id, idempotency_key, request_hash, subject, text_body, html_body, metadata, recipients, trace_parent, created_at, alert)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertDelivery = `INSERT INTO deliveries (id, notification_id, channel, recipient_type, recipient_target, state, round_started_at, created_at, updated_at, options)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsertTransition = `INSERT INTO transitions (delivery_id, from_state, to_state, cause, at) VALUES (?, ?, ?, ?, ?)`
 	qUpdateDelivery   = `UPDATE deliveries SET state = ?, reason = ?, partner = ?, partner_message_id = ?, attempts = ?, last_outcome = ?,
 			possible_duplicates = ?, next_attempt_at = ?, lease_until = ?, round_attempts = ?, round_started_at = ?, updated_at = ? WHERE id = ?`
