@@ -123,7 +123,6 @@ func slot(tr herald.Trigger, from time.Time, k int) time.Time {
 	return s.Add(time.Duration(k) * period)
 }
 
-
 func countErrors(alertType string, limit int) herald.Trigger {
 	return herald.Trigger{AlertType: alertType, Frequency: 60,
 		Query:     &herald.Query{Calculations: []herald.Calculation{{Op: "COUNT"}}, Filters: []herald.Filter{{Column: "error", Op: "=", Value: true}}},
