@@ -38,6 +38,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /1/triggers/{dataset}/{id}", config(handleGetTrigger(d)))
 	mux.Handle("PUT /1/triggers/{dataset}/{id}", config(handleUpdateTrigger(d)))
 	mux.Handle("DELETE /1/triggers/{dataset}/{id}", config(handleDeleteTrigger(d)))
+	mux.Handle("GET /1/triggers/{dataset}/{id}/evaluations", config(handleTriggerEvaluations(d)))
+	mux.Handle("POST /1/triggers/{dataset}/{id}/test", config(handleTestTrigger(d)))
 
 	mux.Handle("POST /1/notifications", config(handleCreateNotification(d)))
 	mux.Handle("GET /1/notifications/{id}", config(handleGetNotification(d)))

@@ -65,6 +65,8 @@ type Deps struct {
 	Events         herald.EventStore
 	Queries        Queries
 	Triggers       Triggers
+	Evaluations    EvaluationReader
+	Evaluator      Evaluator
 	Clock          clock.Clock
 	Metrics        http.Handler
 	Ready          func(ctx context.Context) error

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 
 	"herald"
 )
@@ -247,5 +248,74 @@ func handleDeleteTrigger(d Deps) http.Handler {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// Evaluator runs trigger tests; *notify.Evaluator implements it.
+type Evaluator interface {
+	Test(ctx context.Context, t herald.Trigger) (*herald.Notification, error)
+}
+
+// EvaluationReader reads a trigger's evaluations; *sqlstore.DB implements
+// it.
+type EvaluationReader interface {
+	Evaluations(ctx context.Context, triggerID string, limit int) ([]herald.Evaluation, error)
+}
+
+// handleTriggerEvaluations is GET /1/triggers/{dataset}/{id}/evaluations:
+// the newest evaluations first (limit, default 100, at most 1000).
+func handleTriggerEvaluations(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := datasetKey(r.Context(), d, r.PathValue("dataset"))
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		t, err := d.Triggers.GetTrigger(r.Context(), key, r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		limit := 100
+		if v := r.URL.Query().Get("limit"); v != "" {
+			if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+				writeError(w, r, d.Logger, herald.Invalid("limit", "invalid", "between 1 and 1000"))
+				return
+			}
+		}
+		evs, err := d.Evaluations.Evaluations(r.Context(), t.ID, limit)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, evs)
+	})
+}
+
+// handleTestTrigger is POST /1/triggers/{dataset}/{id}/test: a test
+// notification (is_test) to every recipient; the trigger's state is
+// unchanged. Answers 202 with the notification.
+func handleTestTrigger(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := datasetKey(r.Context(), d, r.PathValue("dataset"))
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		t, err := d.Triggers.GetTrigger(r.Context(), key, r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		if len(t.Recipients) == 0 {
+			writeError(w, r, d.Logger, herald.Invalid("recipients", "missing", "the trigger has no recipient to test"))
+			return
+		}
+		n, err := d.Evaluator.Test(r.Context(), t)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		encode(w, http.StatusAccepted, n)
 	})
 }

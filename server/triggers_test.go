@@ -74,6 +74,30 @@ func TestTriggerRoundTrip(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, "%s", out)
 	require.Contains(t, string(out), id)
 
+	// A test notification goes to every recipient; nothing is evaluated.
+	status, out = b.do(t, "POST", "/1/triggers/checkout/"+id+"/test", b.key, nil)
+	require.Equal(t, http.StatusAccepted, status, "%s", out)
+	var n struct {
+		Subject    string
+		Recipients []struct{ Type, Target string }
+		Alert      struct {
+			IsTest bool `json:"is_test"`
+			Status string
+		}
+	}
+	require.NoError(t, json.Unmarshal(out, &n))
+	require.Equal(t, "TRIGGER TEST: Triggered: Checkout p99 too slow", n.Subject)
+	require.True(t, n.Alert.IsTest)
+	require.Equal(t, "TRIGGERED", n.Alert.Status)
+	require.Len(t, n.Recipients, 2)
+	require.Equal(t, "webhook", n.Recipients[0].Type)
+	require.Equal(t, rc.ID, n.Recipients[0].Target, "a webhook delivery names the recipient, not its URL or secret")
+	require.Equal(t, "oncall@example.com", n.Recipients[1].Target)
+	require.NotContains(t, string(out), "s3cret")
+	status, out = b.do(t, "GET", "/1/triggers/checkout/"+id+"/evaluations", b.key, nil)
+	require.Equal(t, http.StatusOK, status, "%s", out)
+	require.Equal(t, "[]", strings.TrimSpace(string(out)))
+
 	// PUT replaces, keeping disabled when the body leaves it out.
 	status, out = b.do(t, "PUT", "/1/triggers/checkout/"+id, b.key, strings.NewReader(`{"name":"x","disabled":true,"query":{"calculations":[{"op":"COUNT"}]},"threshold":{"op":"<","value":1}}`))
 	require.Equal(t, http.StatusOK, status, "%s", out)

@@ -18,6 +18,9 @@ import (
 type Config struct {
 	// Listen is the HTTP address. Defaults to ":8080".
 	Listen string `yaml:"listen"`
+	// PublicURL is herald's address as its users reach it, for the links
+	// in notifications. Defaults to none: notifications carry no links.
+	PublicURL string `yaml:"public_url"`
 	// DataDir holds the state database. Defaults to "./herald-data".
 	DataDir   string          `yaml:"data_dir"`
 	LogLevel  string          `yaml:"log_level"`

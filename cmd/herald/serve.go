@@ -173,8 +173,19 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 		return err
 	}
 
+	evaluator, err := notify.NewEvaluator(notify.EvaluatorConfig{Store: db, Events: events, Enqueue: inserter.EnqueueTx,
+		BaseURL: cfg.PublicURL, TracerProvider: tracing.Provider, Logger: log.With("component", "triggers")})
+	if err != nil {
+		return err
+	}
+	scheduler, err := notify.NewScheduler(notify.SchedulerConfig{Evaluator: evaluator, Store: db, Logger: log.With("component", "scheduler")})
+	if err != nil {
+		return err
+	}
+
 	handler := server.NewServer(server.Deps{
-		Logger: log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db, TracerProvider: tracing.Provider,
+		Logger: log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db,
+		Evaluations: db, Evaluator: evaluator, TracerProvider: tracing.Provider,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
 	})
@@ -199,6 +210,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	go expire(ctx, events, db, log)
+	go scheduler.Run(ctx)
 	names := make([]string, 0, len(partners))
 	for _, p := range channels["email"] {
 		names = append(names, p.Name())
