@@ -30,11 +30,12 @@ lint: ## go vet, gofmt and staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-bench: ## run the benchmarks: sandbox vs bare handler; pipeline vs River; ingest; queries over 10M events vs hand-written SQL
+bench: ## run the benchmarks: sandbox vs bare handler; pipeline vs River; ingest; queries over 10M events vs hand-written SQL; 1,000 triggers
 	$(GO) test -run '^$$' -bench . -benchmem ./sandbox
 	$(GO) test -run '^$$' -bench 'Pipeline|RiverNoop' -benchtime 2000x ./cmd/herald
 	$(GO) test -run '^$$' -bench 'IngestBatch' -benchtime 10000x ./cmd/herald
 	$(GO) test -run '^$$' -bench 'Query' -benchtime 50x ./eventstore
+	$(GO) test -run '^$$' -bench 'Triggers' -benchtime 3x ./eventstore
 
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	@for pkg in $$($(GO) list ./...); do \
