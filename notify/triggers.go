@@ -92,7 +92,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, st sqlstore.ScheduledTrigger, 
 	defer span.End()
 	started := e.cfg.Clock.Now()
 	qctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
-	data, qerr := e.cfg.Events.Run(qctx, t.DatasetSlug, *t.Query, herald.RunOptions{Now: now})
+	data, qerr := e.cfg.Events.Run(qctx, t.DatasetSlug, worstFirst(t), herald.RunOptions{Now: now})
 	cancel()
 	ev, next := t.Evaluate(st.State, data, qerr)
 	ev.At, ev.Duration, ev.Missed = now.UTC(), e.cfg.Clock.Now().Sub(started), missed
@@ -117,6 +117,20 @@ func (e *Evaluator) Evaluate(ctx context.Context, st sqlstore.ScheduledTrigger, 
 		return ev, err
 	}
 	return ev, nil
+}
+
+// worstFirst is t's query asking for its groups furthest past the
+// threshold first, up to herald.MaxLimit of them.
+func worstFirst(t herald.Trigger) herald.Query {
+	q := *t.Query
+	c := q.Calculations[0]
+	order := "descending"
+	if strings.HasPrefix(t.Threshold.Op, "<") {
+		order = "ascending"
+	}
+	q.Orders = []herald.Order{{Op: c.Op, Column: c.Column, Order: order}}
+	q.Limit = herald.MaxLimit
+	return q
 }
 
 // Test sends t's test notification (is_test) to every recipient, without
