@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -29,8 +30,15 @@ type Config struct {
 	// Channels maps a channel to its partners' names in failover order.
 	Channels map[string][]string `yaml:"channels"`
 	Webhooks struct {
+		// AllowNetworks are the private networks (CIDR prefixes) webhook
+		// and Slack recipients may be at; every other private,
+		// loopback or link-local address is refused.
 		AllowNetworks []string `yaml:"allow_networks"`
 	} `yaml:"webhooks"`
+	PagerDuty struct {
+		// BaseURL defaults to https://events.pagerduty.com.
+		BaseURL string `yaml:"base_url"`
+	} `yaml:"pagerduty"`
 	Delivery DeliveryConfig `yaml:"delivery"`
 	Events   EventsConfig   `yaml:"events"`
 }
@@ -194,6 +202,11 @@ func (c *Config) withDefaults() {
 var partnerKinds = []string{"sendgrid", "postmark", "mailgun", "ses", "smtp"}
 
 func (c *Config) validate() error {
+	for i, n := range c.Webhooks.AllowNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return fmt.Errorf("config: webhooks.allow_networks[%d]: %q is not a CIDR prefix such as 10.0.0.0/8", i, n)
+		}
+	}
 	if c.Events.RetentionDays < 0 {
 		return fmt.Errorf("config: events.retention_days cannot be negative")
 	}

@@ -198,6 +198,7 @@ func TestLoadConfigNamesTheBadKey(t *testing.T) {
 		"partners:\n  - name: a\n    kind: sendgrid\n    api_key: ${SG_KEY}\n    from: a@example.com\n":       "environment variables not set: SG_KEY",
 		"listen: :1\ncolour: blue\n":                          "field colour not found",
 		"delivery: {max_age: soon}\n":                         `"soon" is not a duration`,
+		"webhooks: {allow_networks: [10.0.0.0/33]}\n":         `webhooks.allow_networks[0]: "10.0.0.0/33" is not a CIDR prefix`,
 		"partners:\n  - {kind: smtp, host: h, from: a@b.c}\n": "partners[0].name is required",
 	} {
 		path := filepath.Join(dir, "c.yaml")
