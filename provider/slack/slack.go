@@ -26,6 +26,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -50,6 +51,10 @@ type Config struct {
 	// Destinations looks up the incoming webhook URL of the destination an
 	// email's To names. Required.
 	Destinations herald.Destinations
+	// AllowNetworks are the private networks an incoming-webhook URL may
+	// resolve to; any other private, loopback or link-local address is
+	// refused (provider.GuardedClient).
+	AllowNetworks []netip.Prefix
 	// Timeout bounds one send. Defaults to 10s.
 	Timeout time.Duration
 	// TracerProvider makes the client span of each send. Defaults to the
@@ -96,15 +101,9 @@ func New(cfg Config) (*Provider, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.MaxIdleConnsPerHost = 64
-	client := &http.Client{
-		Timeout:   cfg.Timeout,
-		Transport: base, // not otelhttp: its span would record the URL, token included
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	// Not otelhttp: its span would record the URL, token included. The
+	// URL is the user's choice, so every dial passes the SSRF guard.
+	client := provider.GuardedClient(cfg.Timeout, cfg.AllowNetworks)
 	return &Provider{cfg: cfg, http: client, tracer: cfg.TracerProvider.Tracer("herald/provider/slack")}, nil
 }
 
@@ -300,6 +299,11 @@ func word(body []byte) string {
 //     itself (invalid_token, no_service, channel_is_archived, …) is on the
 //     partner's side.
 func Classify(x provider.Exchange, deliveryID string, now time.Time) herald.Result {
+	var forbidden *provider.ForbiddenAddressError
+	if errors.As(x.Err, &forbidden) {
+		return herald.Result{Outcome: herald.OutcomeRejected, Reason: "forbidden_address",
+			Error: fmt.Sprintf("slack: refused to connect to %s (%s address): not in webhooks.allow_networks", forbidden.Addr, forbidden.Range)}
+	}
 	if x.Err != nil {
 		return provider.TransportFailure(x)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,6 +87,7 @@ func setup(t *testing.T, change func(*sandbox.Config), timeout time.Duration) *b
 func (b *bundle) partner(t *testing.T, dests herald.Destinations, timeout time.Duration) *slack.Provider {
 	t.Helper()
 	p, err := slack.New(slack.Config{Destinations: dests, Timeout: timeout, Clock: b.clock,
+		AllowNetworks:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(b.spans))})
 	require.NoError(t, err)
 	return p
@@ -413,4 +415,21 @@ func TestTokenNeverShown(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRefusesPrivateAddresses: an incoming-webhook URL is the user's
+// choice, so one that resolves to a private or loopback address is refused
+// at dial time unless allowed; nothing is posted.
+func TestRefusesPrivateAddresses(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, 5*time.Second)
+	p, err := slack.New(slack.Config{Destinations: destinations{
+		"rc_local": {ID: "rc_local", Type: "slack", Details: herald.DestinationDetails{WebhookURL: b.sb.URL + "/services/T1/B1/" + token}},
+	}, Clock: b.clock})
+	require.NoError(t, err)
+	r := p.Send(context.Background(), email("rc_local", alert()))
+	require.Equal(t, herald.OutcomeRejected, r.Outcome, "%+v", r)
+	require.Equal(t, "forbidden_address", r.Reason)
+	require.NotContains(t, r.Error, token)
+	require.Empty(t, b.sb.Notifications(sandbox.NotificationFilter{Channel: "slack"}))
 }

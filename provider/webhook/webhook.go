@@ -37,13 +37,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/template"
 	"time"
 
@@ -120,83 +118,8 @@ func New(cfg Config) (*Provider, error) {
 		allow[i] = p.Masked()
 	}
 	cfg.AllowNetworks = allow
-	return &Provider{cfg: cfg, http: newClient(cfg.Timeout, cfg.AllowNetworks),
+	return &Provider{cfg: cfg, http: provider.GuardedClient(cfg.Timeout, cfg.AllowNetworks),
 		tracer: cfg.TracerProvider.Tracer("herald/provider/webhook")}, nil
-}
-
-// newClient returns a client whose every connection passes the SSRF guard,
-// that uses no proxy (the guard would check the proxy, not the receiver) and
-// follows no redirect. It is not otelhttp's: that would put the full URL,
-// query secrets included, on the span.
-func newClient(timeout time.Duration, allow []netip.Prefix) *http.Client {
-	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second,
-		Control: func(network, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("webhook: dial %s: unparsable address", address)
-			}
-			return CheckAddress(ap.Addr(), allow)
-		}}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
-	tr.DialContext = dialer.DialContext
-	tr.MaxIdleConnsPerHost = 8
-	return &http.Client{
-		Timeout:   timeout,
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
-
-// ForbiddenAddressError reports an address the SSRF guard refused.
-type ForbiddenAddressError struct {
-	Addr netip.Addr
-	// Range names why: "loopback", "private", "link-local", "unspecified",
-	// "multicast" or "cgnat".
-	Range string
-}
-
-func (e *ForbiddenAddressError) Error() string {
-	return fmt.Sprintf("webhook: %s is a %s address and not in allow_networks", e.Addr, e.Range)
-}
-
-var (
-	cgnat       = netip.MustParsePrefix("100.64.0.0/10")
-	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
-)
-
-// CheckAddress returns a *ForbiddenAddressError when addr is loopback,
-// private (RFC 1918, fc00::/7), link-local (169.254.0.0/16, fe80::/10),
-// unspecified (or in 0.0.0.0/8), multicast or CGNAT (100.64.0.0/10) and not
-// inside one of allow; nil otherwise. IPv4-mapped IPv6 addresses are judged
-// as the IPv4 address they carry.
-func CheckAddress(addr netip.Addr, allow []netip.Prefix) error {
-	addr = addr.Unmap()
-	for _, p := range allow {
-		if p.Contains(addr) {
-			return nil
-		}
-	}
-	var class string
-	switch {
-	case addr.IsLoopback():
-		class = "loopback"
-	case addr.IsPrivate():
-		class = "private"
-	case addr.IsLinkLocalUnicast():
-		class = "link-local"
-	case addr.IsUnspecified() || thisNetwork.Contains(addr):
-		class = "unspecified"
-	case addr.IsMulticast():
-		class = "multicast"
-	case cgnat.Contains(addr):
-		class = "cgnat"
-	default:
-		return nil
-	}
-	return &ForbiddenAddressError{Addr: addr, Range: class}
 }
 
 // Name returns the configured name.
@@ -318,7 +241,7 @@ func (p *Provider) send(ctx context.Context, e *herald.Email, span trace.Span, s
 	}
 
 	x := provider.Do(p.http, req)
-	var forbidden *ForbiddenAddressError
+	var forbidden *provider.ForbiddenAddressError
 	if errors.As(x.Err, &forbidden) {
 		r := rejected("forbidden_address", "webhook: refused to connect to %s (%s address, host %s): not in allow_networks",
 			forbidden.Addr, forbidden.Range, u.Hostname())

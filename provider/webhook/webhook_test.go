@@ -334,19 +334,19 @@ func TestCheckAddress(t *testing.T) {
 		"100.64.0.1": "cgnat", "100.127.255.254": "cgnat",
 		"8.8.8.8": "", "2001:4860:4860::8888": "", "100.128.0.1": "", "172.32.0.1": "",
 	} {
-		err := webhook.CheckAddress(netip.MustParseAddr(addr), nil)
+		err := provider.CheckAddress(netip.MustParseAddr(addr), nil)
 		if want == "" {
 			require.NoError(t, err, addr)
 			continue
 		}
-		var fe *webhook.ForbiddenAddressError
+		var fe *provider.ForbiddenAddressError
 		require.ErrorAs(t, err, &fe, addr)
 		require.Equal(t, want, fe.Range, addr)
 	}
 	allow := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
-	require.NoError(t, webhook.CheckAddress(netip.MustParseAddr("10.1.2.3"), allow))
-	require.NoError(t, webhook.CheckAddress(netip.MustParseAddr("fd12::1"), allow))
-	require.Error(t, webhook.CheckAddress(netip.MustParseAddr("192.168.1.1"), allow))
+	require.NoError(t, provider.CheckAddress(netip.MustParseAddr("10.1.2.3"), allow))
+	require.NoError(t, provider.CheckAddress(netip.MustParseAddr("fd12::1"), allow))
+	require.Error(t, provider.CheckAddress(netip.MustParseAddr("192.168.1.1"), allow))
 }
 
 func TestClassifiesEveryAnswer(t *testing.T) {
