@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -24,10 +25,13 @@ import (
 	"herald/notify"
 	"herald/provider"
 	"herald/provider/mailgun"
+	"herald/provider/pagerduty"
 	"herald/provider/postmark"
 	"herald/provider/sendgrid"
 	"herald/provider/ses"
+	"herald/provider/slack"
 	"herald/provider/smtp"
+	"herald/provider/webhook"
 	"herald/queue"
 	"herald/sandbox"
 	"herald/server"
@@ -142,6 +146,9 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 			}
 		}
 	}
+	if err := addTriggerChannels(channels, cfg, db, tracing, log); err != nil {
+		return err
+	}
 	for _, p := range cfg.Partners {
 		if p.ConfirmWithin != 0 || p.WebhookPublicKey != "" {
 			log.Warn("confirm_within and webhook_public_key are kept but not used yet: proof of delivery through partner events comes in a later release", "partner", p.Name)
@@ -229,6 +236,31 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	err = errors.Join(srv.Shutdown(stopCtx), workers.Stop(stopCtx))
 	log.Info("herald stopped")
 	return err
+}
+
+// addTriggerChannels adds the webhook, Slack and PagerDuty channels that
+// trigger notifications use. Each reads its recipient's URL and secrets
+// from the store at send time.
+func addTriggerChannels(channels map[string][]herald.Provider, cfg *Config, db *sqlstore.DB, tracing *telemetry.Tracing, log *slog.Logger) error {
+	var allow []netip.Prefix
+	for _, n := range cfg.Webhooks.AllowNetworks {
+		allow = append(allow, netip.MustParsePrefix(n)) // checked by validate
+	}
+	wh, err := webhook.New(webhook.Config{Destinations: db, AllowNetworks: allow, TracerProvider: tracing.Provider,
+		Logger: log.With("component", "webhook")})
+	if err != nil {
+		return err
+	}
+	sl, err := slack.New(slack.Config{Destinations: db, AllowNetworks: allow, TracerProvider: tracing.Provider})
+	if err != nil {
+		return err
+	}
+	pd, err := pagerduty.New(pagerduty.Config{BaseURL: cfg.PagerDuty.BaseURL, Destinations: db, TracerProvider: tracing.Provider})
+	if err != nil {
+		return err
+	}
+	channels["webhook"], channels["slack"], channels["pagerduty"] = []herald.Provider{wh}, []herald.Provider{sl}, []herald.Provider{pd}
+	return nil
 }
 
 // expire deletes, every ten minutes until ctx ends, the events past their
