@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"herald"
 	"herald/clock"
@@ -45,6 +46,7 @@ func setupTriggers(t *testing.T, start time.Time) *triggerBundle {
 	require.NoError(t, err)
 	t.Cleanup(func() { b.events.Close() })
 	b.eval, err = notify.NewEvaluator(notify.EvaluatorConfig{Store: b.db, Events: b.events, Clock: b.clock, BaseURL: "https://herald.example",
+		TracerProvider: sdktrace.NewTracerProvider(),
 		Enqueue: func(_ context.Context, _ *sql.Tx, ids []string) error {
 			b.mu.Lock()
 			defer b.mu.Unlock()
@@ -157,11 +159,14 @@ func TestTriggerOnChangeFiresAndResolves(t *testing.T) {
 	fired := evs[3]
 	require.Equal(t, slot(tr, t0.Add(time.Second), 3), fired.At)
 	require.Equal(t, []herald.GroupResult{{Group: map[string]any{}, Result: 10, Breached: true}}, fired.Groups)
-	require.NotEmpty(t, fired.TraceID)
 	require.NotEmpty(t, fired.NotificationID)
 
 	n, err := b.db.GetNotification(context.Background(), fired.NotificationID)
 	require.NoError(t, err)
+	// The notification carries the evaluation's trace: its deliveries and
+	// attempts continue it.
+	require.NotEqual(t, "00000000000000000000000000000000", fired.TraceID)
+	require.Contains(t, n.TraceParent, "-"+fired.TraceID+"-")
 	require.Equal(t, "TRIGGERED", n.Alert.Status)
 	require.Equal(t, "greater than", n.Alert.Operator)
 	require.Equal(t, 5.0, n.Alert.Threshold)

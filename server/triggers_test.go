@@ -24,6 +24,13 @@ func TestTriggerRoundTrip(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, "%s", out)
 	var rc struct{ ID string }
 	require.NoError(t, json.Unmarshal(out, &rc))
+	status, out = b.do(t, "GET", "/1/recipients/"+rc.ID, b.key, nil)
+	require.Equal(t, http.StatusOK, status, "%s", out)
+	var back map[string]any
+	require.NoError(t, json.Unmarshal(out, &back))
+	require.Equal(t, "webhook", back["type"])
+	require.Equal(t, map[string]any{"webhook_name": "ops-bridge", "webhook_url": "https://hooks.example/hc", "webhook_secret": "s3cret",
+		"webhook_headers": []any{map[string]any{"header": "Authorization", "value": "Bearer xyz"}}}, back["details"], "the recipient round-trips")
 	status, out = b.do(t, "POST", "/1/recipients", b.key, strings.NewReader(
 		`{"type":"webhook","details":{"webhook_name":"ops-bridge","webhook_url":"https://hooks.example/hc","webhook_secret":"s3cret","webhook_headers":[{"header":"Authorization","value":"Bearer xyz"}]}}`))
 	require.Equal(t, http.StatusConflict, status, "%s", out)
