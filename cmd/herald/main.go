@@ -38,7 +38,7 @@ Usage:
 Commands:
   serve     run herald: the API, the state store and the delivery workers
   keys      create, list and revoke API keys
-  sandbox   run the email partner simulator (SendGrid, Postmark, Mailgun, SES, SMTP)
+  sandbox   run the partner simulator (SendGrid, Postmark, Mailgun, SES, SMTP, Slack, PagerDuty, webhooks)
   version   print the version
   help      print this help
 

@@ -14,9 +14,10 @@ import (
 
 const sandboxUsage = `Usage: herald sandbox [flags]
 
-Runs the email partner simulator: SendGrid, Postmark, Mailgun and Amazon SES v2
-over HTTP on --listen, and SMTP on --smtp-listen. Point a partner's base_url at
-the HTTP address. The mailbox, faults, webhook targets and rate limits are
+Runs the partner simulator: SendGrid, Postmark, Mailgun and Amazon SES v2,
+Slack incoming webhooks (/services/…), PagerDuty Events API v2 (/v2/enqueue)
+and webhook receivers (/_sandbox/hooks/{name}) over HTTP on --listen, and SMTP
+on --smtp-listen. Point a partner's base_url at the HTTP address. The mailbox, faults, webhook targets and rate limits are
 managed through the control API under /_sandbox/ (see docs/sandbox.md):
 
   curl -s localhost:9025/_sandbox/messages
