@@ -1,6 +1,7 @@
 package herald_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -121,4 +122,29 @@ func TestInWindow(t *testing.T) {
 	} {
 		require.Equal(t, c.want, tr.InWindow(monday.Add(c.at)), "%v", c.at)
 	}
+}
+
+// FuzzTriggerNormalize: any trigger body either is refused with an
+// EINVALID error or normalizes to a trigger that normalizes to itself and
+// can be evaluated.
+func FuzzTriggerNormalize(f *testing.F) {
+	f.Add(`{"name":"t","query":{"calculations":[{"op":"P99","column":"ms"}],"breakdowns":["r"]},"threshold":{"op":">","value":1},"frequency":300}`)
+	f.Add(`{"name":"w","query":{"calculations":[{"op":"COUNT"}],"time_range":120},"threshold":{"op":"<=","value":0,"exceeded_limit":5},"frequency":60,"alert_type":"on_true","evaluation_schedule":{"window":{"days_of_week":["friday"],"start_time":"23:00","end_time":"01:00"}}}`)
+	f.Add(`{"name":"x","query_id":"q","threshold":{"op":">","value":1e308},"tags":[{"key":"team","value":"a/b-c"}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var tr herald.Trigger
+		if json.Unmarshal([]byte(body), &tr) != nil {
+			return
+		}
+		n, err := tr.Normalize()
+		if err != nil {
+			require.Equal(t, herald.EINVALID, herald.ErrorCode(err), "%v", err)
+			return
+		}
+		again, err := n.Normalize()
+		require.NoError(t, err)
+		require.Equal(t, n, again)
+		n.Evaluate(herald.TriggerState{}, &herald.QueryData{Results: []herald.ResultRow{{Data: map[string]any{n.Query.Calculations[0].Name(): 1.0}}}}, nil)
+		n.InWindow(time.Date(2026, 11, 30, 23, 30, 0, 0, time.UTC))
+	})
 }
