@@ -320,17 +320,34 @@ func Body(alert *herald.Alert, det herald.DestinationDetails, opts *herald.Recip
 	if err != nil {
 		return nil, fmt.Errorf("parse the trigger template: %w", err)
 	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, data(alert, det.WebhookPayloads, opts)); err != nil {
+	// The writer stops the template at the size limit, so a template that
+	// loops (range over a large number) cannot exhaust memory.
+	buf := &limitedBuffer{limit: maxBody}
+	if err := t.Execute(buf, data(alert, det.WebhookPayloads, opts)); err != nil {
+		if errors.Is(err, errTooLarge) {
+			return nil, fmt.Errorf("the trigger template rendered more than the %d-byte limit", maxBody)
+		}
 		return nil, fmt.Errorf("render the trigger template: %w", err)
 	}
-	switch {
-	case buf.Len() > maxBody:
-		return nil, fmt.Errorf("the trigger template rendered %d bytes, over the %d-byte limit", buf.Len(), maxBody)
-	case !json.Valid(buf.Bytes()):
+	if !json.Valid(buf.Bytes()) {
 		return nil, errors.New("the trigger template did not render valid JSON")
 	}
 	return buf.Bytes(), nil
+}
+
+var errTooLarge = errors.New("too large")
+
+// limitedBuffer is a bytes.Buffer that refuses to grow past limit.
+type limitedBuffer struct {
+	bytes.Buffer
+	limit int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.limit {
+		return 0, errTooLarge
+	}
+	return b.Buffer.Write(p)
 }
 
 func toJSON(v any) (string, error) {
