@@ -96,10 +96,11 @@ type Provider interface {
 // metric series can exist before the first attempt. A provider may use a
 // reason not listed here when none fits; document it in the provider.
 var ReasonsByOutcome = map[Outcome][]string{
-	OutcomeAccepted:  {"ok"},
-	OutcomeRejected:  {"validation", "auth", "forbidden", "unverified_sender", "too_large", "encode"},
-	OutcomeThrottled: {"rate_limited"},
-	OutcomeTransient: {"server_error", "timeout", "connection"},
+	OutcomeAccepted: {"ok"},
+	OutcomeRejected: {"validation", "auth", "forbidden", "unverified_sender", "too_large", "encode",
+		"no_destination", "template", "forbidden_address", "redirect", "status_4xx", "error_body"},
+	OutcomeThrottled: {"rate_limited", "unavailable"},
+	OutcomeTransient: {"server_error", "timeout", "connection", "destination_lookup"},
 	OutcomeUnknown:   {"missing_message_id", "unexpected_body", "timeout_after_send", "connection_lost_after_send", "interrupted"},
 }
 
