@@ -188,14 +188,18 @@ func handleCreateTrigger(d Deps) http.Handler {
 	})
 }
 
+// pathTrigger returns the trigger a path's {dataset} and {id} name.
+func pathTrigger(d Deps, r *http.Request) (herald.Trigger, error) {
+	key, err := datasetKey(r.Context(), d, r.PathValue("dataset"))
+	if err != nil {
+		return herald.Trigger{}, err
+	}
+	return d.Triggers.GetTrigger(r.Context(), key, r.PathValue("id"))
+}
+
 func handleGetTrigger(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := datasetKey(r.Context(), d, r.PathValue("dataset"))
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		t, err := d.Triggers.GetTrigger(r.Context(), key, r.PathValue("id"))
+		t, err := pathTrigger(d, r)
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
@@ -208,17 +212,12 @@ func handleGetTrigger(d Deps) http.Handler {
 // when the body leaves it out.
 func handleUpdateTrigger(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := datasetKey(r.Context(), d, r.PathValue("dataset"))
+		old, err := pathTrigger(d, r)
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
 		}
-		old, err := d.Triggers.GetTrigger(r.Context(), key, r.PathValue("id"))
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		t, setsDisabled, err := triggerFrom(d, r, key)
+		t, setsDisabled, err := triggerFrom(d, r, old.DatasetSlug)
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
@@ -266,12 +265,7 @@ type EvaluationReader interface {
 // the newest evaluations first (limit, default 100, at most 1000).
 func handleTriggerEvaluations(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := datasetKey(r.Context(), d, r.PathValue("dataset"))
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		t, err := d.Triggers.GetTrigger(r.Context(), key, r.PathValue("id"))
+		t, err := pathTrigger(d, r)
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
@@ -297,12 +291,7 @@ func handleTriggerEvaluations(d Deps) http.Handler {
 // unchanged. Answers 202 with the notification.
 func handleTestTrigger(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := datasetKey(r.Context(), d, r.PathValue("dataset"))
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		t, err := d.Triggers.GetTrigger(r.Context(), key, r.PathValue("id"))
+		t, err := pathTrigger(d, r)
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
