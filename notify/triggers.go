@@ -241,6 +241,10 @@ func groupLabel(g map[string]any) string {
 var alertText = texttemplate.Must(texttemplate.New("text").Parse(`{{.Summary}}
 
 {{.Description}}
+{{- if .TriggerDescription}}
+
+{{.TriggerDescription}}
+{{- end}}
 {{- if .ResultGroupsTriggered}}
 
 Groups past the threshold ({{.Operator}} {{.Threshold}}):
