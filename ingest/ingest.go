@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -35,12 +36,47 @@ const maxZstdWindow = 64 << 20
 
 // Decompress returns the decoded body for a Content-Encoding of "",
 // "identity", "gzip" or "zstd" (case-insensitive), reading at most limit
-// decompressed bytes.
+// decompressed bytes. It makes a zstd decoder for the call; a server uses a
+// Decompressor, which shares one.
 //
 // Errors are *herald.Error: EMALFORMED for an unknown encoding or a
 // corrupt stream, ETOOLARGE when the body holds more than limit bytes
 // (or when body is an http.MaxBytesReader that hit its own limit).
 func Decompress(body io.Reader, encoding string, limit int64) ([]byte, error) {
+	return (&Decompressor{}).Decompress(body, encoding, limit)
+}
+
+// MaxDecompressed is the most a Decompressor's shared zstd decoder will
+// produce from one body.
+const MaxDecompressed = 20 << 20
+
+// Decompressor decompresses request bodies with one zstd decoder shared by
+// every call (making a decoder per request costs more than decoding a
+// 50-event batch). Safe for concurrent use; the zero value makes a decoder
+// per call. Close releases the shared decoder.
+type Decompressor struct {
+	zstd *zstd.Decoder
+}
+
+// NewDecompressor returns a Decompressor with a shared zstd decoder that
+// refuses to produce more than MaxDecompressed bytes from one body.
+func NewDecompressor() (*Decompressor, error) {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(MaxDecompressed+1))
+	if err != nil {
+		return nil, fmt.Errorf("ingest: zstd decoder: %w", err)
+	}
+	return &Decompressor{zstd: d}, nil
+}
+
+// Close releases the shared decoder.
+func (d *Decompressor) Close() {
+	if d.zstd != nil {
+		d.zstd.Close()
+	}
+}
+
+// Decompress is the package's Decompress, with the shared decoder.
+func (d *Decompressor) Decompress(body io.Reader, encoding string, limit int64) ([]byte, error) {
 	var r io.Reader
 	switch enc := strings.ToLower(strings.TrimSpace(encoding)); enc {
 	case "", "identity":
@@ -53,6 +89,20 @@ func Decompress(body io.Reader, encoding string, limit int64) ([]byte, error) {
 		defer zr.Close()
 		r = zr
 	case "zstd":
+		if d.zstd != nil && limit <= MaxDecompressed {
+			compressed, err := io.ReadAll(body)
+			if err != nil {
+				return nil, readError(err)
+			}
+			b, err := d.zstd.DecodeAll(compressed, nil)
+			if err != nil {
+				return nil, readError(err)
+			}
+			if int64(len(b)) > limit {
+				return nil, herald.Errorf(herald.ETOOLARGE, msgTooLarge)
+			}
+			return b, nil
+		}
 		zr, err := zstd.NewReader(body,
 			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxWindow(maxZstdWindow),

@@ -362,31 +362,49 @@ func TestDecompress(t *testing.T) {
 		{"corrupt zstd", append([]byte{}, zs[:len(zs)-3]...), "zstd", 1 << 20, herald.EMALFORMED},
 		{"not zstd", plain, "zstd", 1 << 20, herald.EMALFORMED},
 	}
+	shared, err := NewDecompressor()
+	require.NoError(t, err)
+	t.Cleanup(shared.Close)
+	// Every case, through a fresh decoder and through the shared one, the
+	// shared one used by the cases at once.
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := Decompress(bytes.NewReader(tt.body), tt.encoding, tt.limit)
-			if tt.code == "" {
-				require.NoError(t, err)
-				require.Equal(t, plain, got)
-				return
+		for _, d := range []*Decompressor{{}, shared} {
+			name := tt.name
+			if d == shared {
+				name += "/shared"
 			}
-			requireCode(t, tt.code, err)
-			switch tt.code {
-			case herald.ETOOLARGE:
-				require.Contains(t, err.Error(), "Request body is too large.")
-			case herald.EMALFORMED:
-				if tt.name == "unknown" {
-					require.Contains(t, err.Error(), "unsupported Content-Encoding")
-				} else {
-					require.Contains(t, err.Error(), "Request body is malformed and cannot be read.")
-				}
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				got, err := d.Decompress(bytes.NewReader(tt.body), tt.encoding, tt.limit)
+				checkDecompressed(t, tt.name, tt.code, plain, got, err)
+			})
+		}
 	}
+}
 
-	// A reader that fails is malformed too, not a panic.
-	_, err = Decompress(io.MultiReader(bytes.NewReader(plain), errReader{}), "", 1<<20)
+func checkDecompressed(t *testing.T, name, code string, plain, got []byte, err error) {
+	t.Helper()
+	if code == "" {
+		require.NoError(t, err)
+		require.Equal(t, plain, got)
+		return
+	}
+	requireCode(t, code, err)
+	switch {
+	case code == herald.ETOOLARGE:
+		require.Contains(t, err.Error(), "Request body is too large.")
+	case name == "unknown":
+		require.Contains(t, err.Error(), "unsupported Content-Encoding")
+	default:
+		require.Contains(t, err.Error(), "Request body is malformed and cannot be read.")
+	}
+}
+
+// TestDecompressFailingReader: a reader that fails is malformed, not a
+// panic.
+func TestDecompressFailingReader(t *testing.T) {
+	t.Parallel()
+	_, err := Decompress(io.MultiReader(bytes.NewReader([]byte(`[{}]`)), errReader{}), "", 1<<20)
 	requireCode(t, herald.EMALFORMED, err)
 }
 

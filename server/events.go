@@ -36,8 +36,8 @@ func writeEventError(d Deps, w http.ResponseWriter, r *http.Request, err error) 
 }
 
 // readBody reads and decompresses a request body of at most limit bytes.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	return ingest.Decompress(http.MaxBytesReader(nil, r.Body, limit), r.Header.Get("Content-Encoding"), limit)
+func readBody(d Deps, r *http.Request, limit int64) ([]byte, error) {
+	return d.Decompressor.Decompress(http.MaxBytesReader(nil, r.Body, limit), r.Header.Get("Content-Encoding"), limit)
 }
 
 // eventStatus is one entry of a batch answer.
@@ -61,7 +61,7 @@ func statusOf(err error) eventStatus {
 // body once it is on disk.
 func handleEvent(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(r, maxEventBody)
+		body, err := readBody(d, r, maxEventBody)
 		if err != nil {
 			writeEventError(d, w, r, err)
 			return
@@ -88,7 +88,7 @@ func handleEvent(d Deps) http.Handler {
 // by position, once the accepted ones are on disk.
 func handleBatch(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(r, maxBatchBody)
+		body, err := readBody(d, r, maxBatchBody)
 		if err != nil {
 			writeEventError(d, w, r, err)
 			return
@@ -157,7 +157,7 @@ func handleOTLP(d Deps, logs bool) http.Handler {
 			fail(http.StatusInternalServerError, 13, "internal error")
 			return
 		}
-		body, err := readBody(r, maxOTLPBody)
+		body, err := readBody(d, r, maxOTLPBody)
 		if err != nil {
 			if herald.ErrorCode(err) == herald.ETOOLARGE {
 				fail(http.StatusRequestEntityTooLarge, 8, "request body is too large")

@@ -20,6 +20,7 @@ import (
 
 	"herald"
 	"herald/clock"
+	"herald/ingest"
 	"herald/notify"
 	"herald/sqlstore"
 )
@@ -56,17 +57,20 @@ type Queries interface {
 
 // Deps are what the API serves from. Every field is required except
 // TracerProvider (defaults to the global one), Ready (defaults to always
-// ready) and Clock (defaults to the real clock).
+// ready), Clock (defaults to the real clock) and Decompressor.
 type Deps struct {
-	Logger         *slog.Logger
-	Keys           Keys
-	Notifier       Notifier
-	Reader         Reader
-	Events         herald.EventStore
-	Queries        Queries
-	Triggers       Triggers
-	Evaluations    EvaluationReader
-	Evaluator      Evaluator
+	Logger      *slog.Logger
+	Keys        Keys
+	Notifier    Notifier
+	Reader      Reader
+	Events      herald.EventStore
+	Queries     Queries
+	Triggers    Triggers
+	Evaluations EvaluationReader
+	Evaluator   Evaluator
+	// Decompressor decompresses event bodies; nil makes a decoder per
+	// request.
+	Decompressor   *ingest.Decompressor
 	Clock          clock.Clock
 	Metrics        http.Handler
 	Ready          func(ctx context.Context) error
@@ -80,6 +84,9 @@ func NewServer(d Deps) http.Handler {
 	}
 	if d.Clock == nil {
 		d.Clock = clock.Real()
+	}
+	if d.Decompressor == nil {
+		d.Decompressor = &ingest.Decompressor{}
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)

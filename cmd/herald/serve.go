@@ -22,6 +22,7 @@ import (
 	"herald"
 	"herald/clock"
 	"herald/eventstore"
+	"herald/ingest"
 	"herald/notify"
 	"herald/provider"
 	"herald/provider/mailgun"
@@ -190,8 +191,14 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 		return err
 	}
 
+	decompressor, err := ingest.NewDecompressor()
+	if err != nil {
+		return err
+	}
+	defer decompressor.Close()
 	handler := server.NewServer(server.Deps{
-		Logger: log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db,
+		Decompressor: decompressor,
+		Logger:       log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db,
 		Evaluations: db, Evaluator: evaluator, TracerProvider: tracing.Provider,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
