@@ -1,0 +1,54 @@
+package herald
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// The kinds of partner event herald acts on. Others (opens, clicks,
+// "processed") are parsed and ignored.
+const (
+	PartnerDelivered = "delivered" // the recipient's server took the message
+	PartnerBounced   = "bounced"   // the recipient's server refused it (hard bounce): recipient-caused
+	PartnerDropped   = "dropped"   // the partner will not send it (suppressed, invalid, blocked)
+	PartnerDeferred  = "deferred"  // delayed; the partner will try again
+)
+
+// PartnerEvent is what a partner reports, through its event webhook, about
+// a message it accepted. It holds no secret.
+type PartnerEvent struct {
+	// EventID is the partner's own id for the event, used to ignore a
+	// repeat; never empty (derived from the event's content when the
+	// partner gives none).
+	EventID string `json:"event_id"`
+	// Type is one of the Partner* kinds, or "" for an event herald ignores.
+	Type string `json:"type"`
+	// PartnerType is the partner's name for the event ("bounce", "Bounce",
+	// "failed", "Delivery"…).
+	PartnerType string `json:"partner_type"`
+	// MessageID is the partner's message id, normalized to the form the
+	// partner's adapter records on an accepted attempt.
+	MessageID string `json:"message_id,omitempty"`
+	// DeliveryID and NotificationID are herald's ids, when the partner
+	// echoes the message's metadata.
+	DeliveryID     string    `json:"delivery_id,omitempty"`
+	NotificationID string    `json:"notification_id,omitempty"`
+	Recipient      string    `json:"recipient,omitempty"`
+	At             time.Time `json:"at"`
+	// Reason is the partner's description of a bounce, drop or deferral.
+	Reason string `json:"reason,omitempty"`
+}
+
+// EventWebhook reads one partner's event webhook requests. Implementations
+// are safe for concurrent use.
+type EventWebhook interface {
+	// Parse verifies r (whose body has been read into body) as the
+	// partner's signed event webhook and returns its events. Returns
+	// EUNAUTHORIZED for a request that fails verification (a forged, stale
+	// or replayed signature, wrong credentials), EMALFORMED for one that
+	// cannot be read; nothing may be trusted from either. A request that
+	// needs no events applied (a subscription confirmation handled here)
+	// returns no events and no error.
+	Parse(ctx context.Context, r *http.Request, body []byte) ([]PartnerEvent, error)
+}
