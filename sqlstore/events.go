@@ -1,0 +1,189 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"herald"
+)
+
+// EventResult says what a partner event did.
+type EventResult struct {
+	// Duplicate: the partner sent this event before; nothing changed.
+	Duplicate bool
+	// DeliveryID is the delivery it matched, "" for none yet.
+	DeliveryID string
+	// Applied: the event moved or was recorded on its delivery. An event
+	// for a delivery whose accepted attempt is not recorded yet (it
+	// arrived first) is kept and applied by ApplyPendingEvents.
+	Applied bool
+	// State is the delivery's state after the event.
+	State herald.DeliveryState
+}
+
+// ApplyPartnerEvent records a partner's event once (by its event id) and
+// applies it to its delivery, found by herald's delivery id or else by the
+// partner's message id: delivered, bounced and dropped move an accepted
+// (or unconfirmed) delivery to that state; deferred is recorded in its
+// history and leaves it accepted. Events herald ignores are recorded only.
+// Every transition names the event that caused it.
+func (s *DB) ApplyPartnerEvent(ctx context.Context, partner string, ev herald.PartnerEvent) (EventResult, error) {
+	var res EventResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		record, _ := json.Marshal(ev)
+		r, err := tx.ExecContext(ctx, `INSERT INTO partner_events (partner, event_id, type, applied, received_at, record)
+			VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (partner, event_id) DO NOTHING`, partner, ev.EventID, ev.Type, s.now(), string(record))
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			res.Duplicate = true
+			return nil
+		}
+		res, err = s.applyEvent(ctx, tx, partner, ev)
+		return err
+	})
+	if err != nil {
+		return EventResult{}, fmt.Errorf("sqlstore: apply partner event: %w", err)
+	}
+	return res, nil
+}
+
+// applyEvent matches ev to its delivery and applies it, inside tx.
+func (s *DB) applyEvent(ctx context.Context, tx *sql.Tx, partner string, ev herald.PartnerEvent) (EventResult, error) {
+	var res EventResult
+	var id string
+	var state herald.DeliveryState
+	err := sql.ErrNoRows
+	if ev.DeliveryID != "" {
+		err = tx.QueryRowContext(ctx, `SELECT id, state FROM deliveries WHERE id = ?`, ev.DeliveryID).Scan(&id, &state)
+	}
+	if errors.Is(err, sql.ErrNoRows) && ev.MessageID != "" {
+		err = tx.QueryRowContext(ctx, `SELECT id, state FROM deliveries WHERE partner = ? AND partner_message_id = ?`,
+			partner, ev.MessageID).Scan(&id, &state)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return res, nil // kept; a later attempt record may match it
+	}
+	if err != nil {
+		return res, err
+	}
+	res.DeliveryID, res.State = id, state
+	if _, err := tx.ExecContext(ctx, `UPDATE partner_events SET delivery_id = ? WHERE partner = ? AND event_id = ?`, id, partner, ev.EventID); err != nil {
+		return res, err
+	}
+	to := map[string]herald.DeliveryState{herald.PartnerDelivered: herald.StateDelivered,
+		herald.PartnerBounced: herald.StateBounced, herald.PartnerDropped: herald.StateDropped}[ev.Type]
+	cause := fmt.Sprintf("%s event %s from %s", ev.PartnerType, ev.EventID, partner)
+	if ev.Reason != "" {
+		cause += ": " + ev.Reason
+	}
+	now := s.now()
+	switch {
+	case state == herald.StateQueued || state == herald.StateSending:
+		return res, nil // arrived before the accepted attempt's record: pending
+	case ev.Type == "":
+	case ev.Type == herald.PartnerDeferred || !state.CanMoveTo(to):
+		// Deferred, or a final event after the delivery's final state
+		// (a bounce after delivered): history only.
+		if err := s.insertTransition(ctx, tx, id, state, state, cause, now); err != nil {
+			return res, err
+		}
+	default:
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, reason = ?, updated_at = ? WHERE id = ?`, to, cause, now, id); err != nil {
+			return res, err
+		}
+		if err := s.insertTransition(ctx, tx, id, state, to, cause, now); err != nil {
+			return res, err
+		}
+		res.State = to
+	}
+	res.Applied = true
+	_, err = tx.ExecContext(ctx, `UPDATE partner_events SET applied = 1 WHERE partner = ? AND event_id = ?`, partner, ev.EventID)
+	return res, err
+}
+
+// ApplyPendingEvents applies the events kept because they arrived before
+// their delivery's accepted attempt was recorded (or before any delivery
+// matched), and gives up on those older than maxAge. It returns how many
+// it applied.
+func (s *DB) ApplyPendingEvents(ctx context.Context, maxAge time.Duration) (int, error) {
+	rows, err := s.QueryContext(ctx, `SELECT partner, record FROM partner_events WHERE applied = 0 AND received_at >= ? ORDER BY received_at`,
+		s.now()-int64(maxAge))
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: pending events: %w", err)
+	}
+	type pending struct {
+		partner string
+		ev      herald.PartnerEvent
+	}
+	var list []pending
+	for rows.Next() {
+		var p pending
+		var record string
+		if err := rows.Scan(&p.partner, &record); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("sqlstore: pending events: %w", err)
+		}
+		if json.Unmarshal([]byte(record), &p.ev) == nil {
+			list = append(list, p)
+		}
+	}
+	rows.Close()
+	applied := 0
+	for _, p := range list {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			res, err := s.applyEvent(ctx, tx, p.partner, p.ev)
+			if res.Applied {
+				applied++
+			}
+			return err
+		})
+		if err != nil {
+			return applied, fmt.Errorf("sqlstore: pending events: %w", err)
+		}
+	}
+	return applied, nil
+}
+
+// Unconfirm moves to unconfirmed every delivery accepted by partner more
+// than within ago (at now) that no final event has confirmed, and returns
+// their ids. The cause names the deadline.
+func (s *DB) Unconfirm(ctx context.Context, partner string, within time.Duration, now time.Time) ([]string, error) {
+	rows, err := s.QueryContext(ctx, `SELECT d.id FROM deliveries d
+		WHERE d.state = 'accepted' AND d.partner = ?
+		AND (SELECT MAX(t.at) FROM transitions t WHERE t.delivery_id = d.id AND t.to_state = 'accepted') <= ?`,
+		partner, now.Add(-within).UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: unconfirm: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlstore: unconfirm: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	var moved []string
+	for _, id := range ids {
+		_, err := s.Update(ctx, id, func(d *herald.Delivery) (Change, error) {
+			if d.State != herald.StateAccepted {
+				return Change{}, ErrNoChange
+			}
+			d.Reason = fmt.Sprintf("unconfirmed: no final event from %s within %s of acceptance", partner, within)
+			return Change{To: herald.StateUnconfirmed, Cause: d.Reason}, nil
+		})
+		if err != nil {
+			return moved, err
+		}
+		moved = append(moved, id)
+	}
+	return moved, nil
+}
