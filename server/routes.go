@@ -47,5 +47,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /1/deliveries/{id}", config(handleGetDelivery(d)))
 	mux.Handle("POST /1/deliveries/{id}/retry", config(handleRetryDelivery(d)))
 
+	// Partners authenticate by their own signatures, not herald keys.
+	mux.Handle("POST /hooks/{partner}", handlePartnerHook(d))
+
 	mux.Handle("/", handleNotFound(d))
 }

@@ -70,7 +70,13 @@ type Deps struct {
 	Evaluator   Evaluator
 	// Decompressor decompresses event bodies; nil makes a decoder per
 	// request.
-	Decompressor   *ingest.Decompressor
+	Decompressor *ingest.Decompressor
+	// Hooks reads each partner's event webhook, by partner name;
+	// PartnerEvents applies what they report; HookMetrics counts them
+	// (nil: not counted).
+	Hooks          map[string]herald.EventWebhook
+	PartnerEvents  EventSink
+	HookMetrics    *HookMetrics
 	Clock          clock.Clock
 	Metrics        http.Handler
 	Ready          func(ctx context.Context) error

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"herald"
+	"herald/sqlstore"
+)
+
+// EventSink applies partner events to deliveries; *sqlstore.DB implements
+// it.
+type EventSink interface {
+	ApplyPartnerEvent(ctx context.Context, partner string, ev herald.PartnerEvent) (sqlstore.EventResult, error)
+}
+
+// maxHookBody caps a partner event webhook body (SendGrid batches reach
+// 768 KB).
+const maxHookBody = 5 << 20
+
+// handlePartnerHook is POST /hooks/{partner}: a partner's signed event
+// webhook. A request that fails verification or cannot be read is refused
+// (401, 400), logged and counted, and changes nothing; a verified one is
+// applied event by event and answered 200, so the partner does not retry
+// it. An event that matches no delivery yet is kept for when one does.
+func handlePartnerHook(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		partner := r.PathValue("partner")
+		hook, ok := d.Hooks[partner]
+		if !ok {
+			writeError(w, r, d.Logger, herald.Errorf(herald.ENOTFOUND, "no partner %q takes event webhooks here", partner))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
+		if err != nil {
+			d.HookMetrics.count(partner, "malformed")
+			writeError(w, r, d.Logger, herald.Errorf(herald.ETOOLARGE, "the body is over %d bytes", maxHookBody))
+			return
+		}
+		events, err := hook.Parse(r.Context(), r, body)
+		if err != nil {
+			result := "refused"
+			if herald.ErrorCode(err) == herald.EMALFORMED {
+				result = "malformed"
+			}
+			d.HookMetrics.count(partner, result)
+			d.Logger.WarnContext(r.Context(), "partner event webhook refused", "partner", partner, "result", result,
+				"error", err, "remote_addr", r.RemoteAddr)
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		for _, ev := range events {
+			res, err := d.PartnerEvents.ApplyPartnerEvent(r.Context(), partner, ev)
+			if err != nil {
+				// The partner retries a non-2xx answer: nothing is lost.
+				writeError(w, r, d.Logger, err)
+				return
+			}
+			switch {
+			case res.Duplicate:
+				d.HookMetrics.count(partner, "duplicate")
+			case res.DeliveryID == "":
+				d.HookMetrics.count(partner, "unmatched")
+			case !res.Applied:
+				d.HookMetrics.count(partner, "pending")
+			default:
+				d.HookMetrics.count(partner, "applied")
+			}
+			d.Logger.DebugContext(r.Context(), "partner event", "partner", partner, "event_id", ev.EventID, "type", ev.PartnerType,
+				"delivery_id", res.DeliveryID, "state", res.State, "duplicate", res.Duplicate)
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// HookMetrics counts partner event webhook requests and events by result.
+type HookMetrics struct {
+	results *prometheus.CounterVec
+}
+
+// NewHookMetrics registers herald_partner_events_total on reg, its series
+// created for each partner so dashboards show zeros, not gaps.
+func NewHookMetrics(reg prometheus.Registerer, partners []string) *HookMetrics {
+	m := &HookMetrics{results: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_partner_events_total",
+		Help: "Partner event webhook requests refused or malformed, and events applied, pending, unmatched or duplicate, by partner.",
+	}, []string{"partner", "result"})}
+	reg.MustRegister(m.results)
+	for _, p := range partners {
+		for _, r := range []string{"applied", "pending", "unmatched", "duplicate", "refused", "malformed"} {
+			m.results.WithLabelValues(p, r)
+		}
+	}
+	return m
+}
+
+func (m *HookMetrics) count(partner, result string) {
+	if m != nil {
+		m.results.WithLabelValues(partner, result).Inc()
+	}
+}
