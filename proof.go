@@ -52,3 +52,35 @@ type EventWebhook interface {
 	// returns no events and no error.
 	Parse(ctx context.Context, r *http.Request, body []byte) ([]PartnerEvent, error)
 }
+
+// Marker annotates a point or span of time in a dataset (or AllDatasets),
+// in the shape of Honeycomb's Markers API. herald writes one at every start,
+// so delivery success can be compared across releases.
+type Marker struct {
+	ID        string    `json:"id"`
+	StartTime int64     `json:"start_time"`
+	EndTime   int64     `json:"end_time,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	Type      string    `json:"type,omitempty"`
+	URL       string    `json:"url,omitempty"`
+	Color     string    `json:"color,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Check returns an EINVALID error naming the field of m that breaks a rule.
+func (m Marker) Check() error {
+	switch {
+	case m.StartTime < 0:
+		return Invalid("start_time", "invalid", "Unix seconds, not negative")
+	case m.EndTime != 0 && m.EndTime < m.StartTime:
+		return Invalid("end_time", "invalid", "cannot be before start_time")
+	case len(m.Message) > 1024:
+		return Invalid("message", "invalid", "at most 1024 characters")
+	case len(m.Type) > 255:
+		return Invalid("type", "invalid", "at most 255 characters")
+	case len(m.URL) > 2048:
+		return Invalid("url", "invalid", "at most 2048 characters")
+	}
+	return nil
+}

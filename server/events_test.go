@@ -67,7 +67,7 @@ func setupEvents(t testing.TB, cfg eventstore.Config) *eventsBundle {
 		Enqueue: func(context.Context, *sql.Tx, []string) error { return nil }})
 	require.NoError(t, err)
 	h := server.NewServer(server.Deps{Logger: slog.New(slog.DiscardHandler), Keys: db, Notifier: svc, Reader: db,
-		Events: events, Queries: db, Triggers: db, Evaluations: db, Evaluator: eval, Clock: clock.NewFake(t0), Metrics: http.NotFoundHandler()})
+		Events: events, Queries: db, Triggers: db, Evaluations: db, Evaluator: eval, Markers: db, PartnerEvents: db, Clock: clock.NewFake(t0), Metrics: http.NotFoundHandler()})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &eventsBundle{url: srv.URL, key: key, ingest: ingest, events: events}

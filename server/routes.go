@@ -47,6 +47,11 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /1/deliveries/{id}", config(handleGetDelivery(d)))
 	mux.Handle("POST /1/deliveries/{id}/retry", config(handleRetryDelivery(d)))
 
+	mux.Handle("GET /1/markers/{dataset}", config(handleMarkers(d)))
+	mux.Handle("POST /1/markers/{dataset}", config(handleMarkers(d)))
+	mux.Handle("PUT /1/markers/{dataset}/{id}", config(handleMarkers(d)))
+	mux.Handle("DELETE /1/markers/{dataset}/{id}", config(handleMarkers(d)))
+
 	// Partners authenticate by their own signatures, not herald keys.
 	mux.Handle("POST /hooks/{partner}", handlePartnerHook(d))
 

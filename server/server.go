@@ -71,6 +71,7 @@ type Deps struct {
 	// Decompressor decompresses event bodies; nil makes a decoder per
 	// request.
 	Decompressor *ingest.Decompressor
+	Markers      Markers
 	// Hooks reads each partner's event webhook, by partner name;
 	// PartnerEvents applies what they report; HookMetrics counts them
 	// (nil: not counted).

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -166,4 +167,36 @@ func TestTriggerRules(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, status)
 	status, _ = b.do(t, "POST", "/1/triggers/checkout", b.ingest, strings.NewReader(base("")))
 	require.Equal(t, http.StatusForbidden, status)
+}
+
+// TestMarkersAPI: Honeycomb's markers, per dataset and __all__.
+func TestMarkersAPI(t *testing.T) {
+	t.Parallel()
+	b := setupEvents(t, eventstore.Config{})
+	status, out := b.do(t, "POST", "/1/batch/checkout", b.ingest, strings.NewReader(`[{"data":{"a":1}}]`))
+	require.Equal(t, http.StatusOK, status, "%s", out)
+	status, out = b.do(t, "POST", "/1/markers/checkout", b.key, strings.NewReader(`{"message":"deploy 42","type":"deploy","url":"https://ci.example/42"}`))
+	require.Equal(t, http.StatusCreated, status, "%s", out)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(out, &m))
+	require.Equal(t, float64(t0.Unix()), m["start_time"], "start_time defaults to now")
+	id := m["id"].(string)
+	status, out = b.do(t, "PUT", "/1/markers/checkout/"+id, b.key, strings.NewReader(`{"message":"deploy 42","type":"deploy","end_time":`+strconv.FormatInt(t0.Unix()+300, 10)+`}`))
+	require.Equal(t, http.StatusOK, status, "%s", out)
+	status, out = b.do(t, "GET", "/1/markers/checkout", b.key, nil)
+	require.Equal(t, http.StatusOK, status)
+	var list []map[string]any
+	require.NoError(t, json.Unmarshal(out, &list))
+	require.Len(t, list, 1)
+	require.Equal(t, float64(t0.Unix()+300), list[0]["end_time"])
+	status, _ = b.do(t, "POST", "/1/markers/__all__", b.key, strings.NewReader(`{"type":"herald-start"}`))
+	require.Equal(t, http.StatusCreated, status)
+	status, _ = b.do(t, "POST", "/1/markers/checkout", b.key, strings.NewReader(`{"start_time":100,"end_time":50}`))
+	require.Equal(t, http.StatusUnprocessableEntity, status)
+	status, _ = b.do(t, "POST", "/1/markers/nope", b.key, strings.NewReader(`{}`))
+	require.Equal(t, http.StatusNotFound, status)
+	status, _ = b.do(t, "DELETE", "/1/markers/checkout/"+id, b.key, nil)
+	require.Equal(t, http.StatusNoContent, status)
+	status, _ = b.do(t, "DELETE", "/1/markers/checkout/"+id, b.key, nil)
+	require.Equal(t, http.StatusNotFound, status)
 }

@@ -199,7 +199,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	handler := server.NewServer(server.Deps{
 		Decompressor: decompressor,
 		Logger:       log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db,
-		Evaluations: db, Evaluator: evaluator, TracerProvider: tracing.Provider,
+		Evaluations: db, Evaluator: evaluator, Markers: db, PartnerEvents: db, TracerProvider: tracing.Provider,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
 	})
@@ -223,6 +223,12 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
+	// A marker for every start, so delivery success can be compared
+	// across releases.
+	if _, err := db.SaveMarker(ctx, herald.AllDatasets, herald.Marker{Type: "herald-start",
+		Message: "herald " + buildVersion() + " started"}); err != nil {
+		log.Error("writing the start marker failed", "error", err)
+	}
 	go expire(ctx, events, db, log)
 	go scheduler.Run(ctx)
 	names := make([]string, 0, len(partners))

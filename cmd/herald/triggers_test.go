@@ -41,6 +41,18 @@ public_url: https://herald.example
 
 	status, _ := h.do(t, "POST", "/1/batch/checkout", []map[string]any{{"data": map[string]any{"duration_ms": 12.5}}})
 	require.Equal(t, http.StatusOK, status)
+
+	// herald marked its start, with its version.
+	req, _ := http.NewRequest("GET", h.url+"/1/markers/__all__", nil)
+	req.Header.Set("X-Honeycomb-Team", h.key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var markers []herald.Marker
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&markers))
+	resp.Body.Close()
+	require.Len(t, markers, 1)
+	require.Equal(t, "herald-start", markers[0].Type)
+	require.Equal(t, "herald "+buildVersion()+" started", markers[0].Message)
 	const secret = "whsec_" + "c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw=="
 	const routingKey = "R0UT1NGK3Y0123456789abcdefABCDEF"
 	const slackToken = "xoxTOKEN0123456789"
