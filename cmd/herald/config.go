@@ -61,11 +61,19 @@ type PartnerConfig struct {
 	BaseURL string   `yaml:"base_url"`
 	From    string   `yaml:"from"`
 	Timeout Duration `yaml:"timeout"`
-	// ConfirmWithin and WebhookPublicKey configure proof of delivery
-	// through the partner's event webhook (a later release); they are
-	// validated and kept.
-	ConfirmWithin    Duration `yaml:"confirm_within"`
-	WebhookPublicKey string   `yaml:"webhook_public_key"`
+	// ConfirmWithin is how long after acceptance a final event must
+	// arrive through the partner's event webhook before the delivery is
+	// unconfirmed. Defaults to 1h for a partner whose event webhook is
+	// configured; without one, nothing can confirm, and nothing is
+	// reconciled.
+	ConfirmWithin Duration `yaml:"confirm_within"`
+	// The partner's event webhook, at POST /hooks/{name}:
+	WebhookPublicKey  string   `yaml:"webhook_public_key"`  // sendgrid: the signed event webhook's verification key
+	WebhookUsername   string   `yaml:"webhook_username"`    // postmark: the basic auth the webhook URL carries
+	WebhookPassword   string   `yaml:"webhook_password"`    // postmark
+	WebhookSigningKey string   `yaml:"webhook_signing_key"` // mailgun: the HTTP webhook signing key
+	SNSTopicARN       string   `yaml:"sns_topic_arn"`       // ses: the SNS topic its events arrive from
+	SNSCertHosts      []string `yaml:"sns_cert_hosts"`      // ses: hosts SNS certificates may come from (default: AWS's)
 
 	APIKey           string `yaml:"api_key"`           // sendgrid, mailgun
 	ServerToken      string `yaml:"server_token"`      // postmark
@@ -247,6 +255,17 @@ func (c *Config) validate() error {
 				return fmt.Errorf("config: %s.%s does not apply to kind %s", at, f, p.Kind)
 			}
 		}
+		for f, v := range p.webhookFields() {
+			if v != "" && webhookKinds[f] != p.Kind {
+				return fmt.Errorf("config: %s.%s does not apply to kind %s", at, f, p.Kind)
+			}
+		}
+		if (p.WebhookUsername == "") != (p.WebhookPassword == "") {
+			return fmt.Errorf("config: %s.webhook_username and webhook_password go together", at)
+		}
+		if p.SNSTopicARN == "" && len(p.SNSCertHosts) > 0 {
+			return fmt.Errorf("config: %s.sns_cert_hosts needs sns_topic_arn", at)
+		}
 		if p.Kind == "smtp" && p.TLS != "" && !slices.Contains([]string{"starttls", "tls", "none"}, p.TLS) {
 			return fmt.Errorf("config: %s.tls: want starttls, tls or none, got %q", at, p.TLS)
 		}
@@ -272,6 +291,23 @@ func (c *Config) validate() error {
 		return errors.New("config: delivery: max_attempts, workers and breaker_failures must not be negative")
 	}
 	return nil
+}
+
+// webhookFields are the event webhook settings by name.
+func (p PartnerConfig) webhookFields() map[string]string {
+	return map[string]string{"webhook_public_key": p.WebhookPublicKey, "webhook_username": p.WebhookUsername,
+		"webhook_password": p.WebhookPassword, "webhook_signing_key": p.WebhookSigningKey, "sns_topic_arn": p.SNSTopicARN,
+		"sns_cert_hosts": strings.Join(p.SNSCertHosts, ",")}
+}
+
+// webhookKinds says which kind each event webhook setting belongs to.
+var webhookKinds = map[string]string{"webhook_public_key": "sendgrid", "webhook_username": "postmark", "webhook_password": "postmark",
+	"webhook_signing_key": "mailgun", "sns_topic_arn": "ses", "sns_cert_hosts": "ses"}
+
+// HasEventWebhook reports whether the partner's event webhook is
+// configured.
+func (p PartnerConfig) HasEventWebhook() bool {
+	return p.WebhookPublicKey != "" || p.WebhookUsername != "" || p.WebhookSigningKey != "" || p.SNSTopicARN != ""
 }
 
 func (p PartnerConfig) credentialFields() map[string]string {

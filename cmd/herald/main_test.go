@@ -196,10 +196,12 @@ func TestLoadConfigNamesTheBadKey(t *testing.T) {
 		"partners:\n  - {name: a, kind: sendgrid, api_key: k, domain: d, from: a@example.com}\n":              "partners[0] (a).domain does not apply to kind sendgrid",
 		"partners:\n  - {name: a, kind: sendgrid, api_key: k, from: a@example.com}\nchannels: {email: [b]}\n": `channels.email: no partner named "b"`,
 		"partners:\n  - name: a\n    kind: sendgrid\n    api_key: ${SG_KEY}\n    from: a@example.com\n":       "environment variables not set: SG_KEY",
-		"listen: :1\ncolour: blue\n":                          "field colour not found",
-		"delivery: {max_age: soon}\n":                         `"soon" is not a duration`,
-		"webhooks: {allow_networks: [10.0.0.0/33]}\n":         `webhooks.allow_networks[0]: "10.0.0.0/33" is not a CIDR prefix`,
-		"partners:\n  - {kind: smtp, host: h, from: a@b.c}\n": "partners[0].name is required",
+		"listen: :1\ncolour: blue\n":  "field colour not found",
+		"delivery: {max_age: soon}\n": `"soon" is not a duration`,
+		"partners:\n  - {name: a, kind: sendgrid, api_key: k, from: a@example.com, webhook_signing_key: s}\n":   "partners[0] (a).webhook_signing_key does not apply to kind sendgrid",
+		"partners:\n  - {name: a, kind: postmark, server_token: k, from: a@example.com, webhook_username: u}\n": "partners[0] (a).webhook_username and webhook_password go together",
+		"webhooks: {allow_networks: [10.0.0.0/33]}\n":                                                           `webhooks.allow_networks[0]: "10.0.0.0/33" is not a CIDR prefix`,
+		"partners:\n  - {kind: smtp, host: h, from: a@b.c}\n":                                                   "partners[0].name is required",
 	} {
 		path := filepath.Join(dir, "c.yaml")
 		require.NoError(t, os.WriteFile(path, []byte(body), 0o600))
