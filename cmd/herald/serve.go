@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -150,10 +153,9 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	if err := addTriggerChannels(channels, cfg, db, tracing, log); err != nil {
 		return err
 	}
-	for _, p := range cfg.Partners {
-		if p.ConfirmWithin != 0 || p.WebhookPublicKey != "" {
-			log.Warn("confirm_within and webhook_public_key are kept but not used yet: proof of delivery through partner events comes in a later release", "partner", p.Name)
-		}
+	hooks, deadlines, err := eventWebhooks(cfg.Partners)
+	if err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -199,7 +201,8 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	handler := server.NewServer(server.Deps{
 		Decompressor: decompressor,
 		Logger:       log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db,
-		Evaluations: db, Evaluator: evaluator, Markers: db, PartnerEvents: db, TracerProvider: tracing.Provider,
+		Evaluations: db, Evaluator: evaluator, Markers: db, PartnerEvents: db, Hooks: hooks,
+		HookMetrics: server.NewHookMetrics(reg, slices.Sorted(maps.Keys(hooks))), TracerProvider: tracing.Provider,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
 	})
@@ -229,6 +232,12 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 		Message: "herald " + buildVersion() + " started"}); err != nil {
 		log.Error("writing the start marker failed", "error", err)
 	}
+	reconciler, err := notify.NewReconciler(notify.ReconcilerConfig{Store: db, Deadlines: deadlines, Logger: log.With("component", "reconciler")})
+	if err != nil {
+		l.Close()
+		return err
+	}
+	go reconciler.Run(ctx, 2*time.Second)
 	go expire(ctx, events, db, log)
 	go scheduler.Run(ctx)
 	names := make([]string, 0, len(partners))
@@ -249,6 +258,40 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	err = errors.Join(srv.Shutdown(stopCtx), workers.Stop(stopCtx))
 	log.Info("herald stopped")
 	return err
+}
+
+// defaultConfirmWithin is a partner's confirmation deadline when its event
+// webhook is configured and confirm_within is not.
+const defaultConfirmWithin = time.Hour
+
+// eventWebhooks makes the event webhook reader of each partner that has one
+// configured, and its confirmation deadline.
+func eventWebhooks(partners []PartnerConfig) (map[string]herald.EventWebhook, map[string]time.Duration, error) {
+	hooks := map[string]herald.EventWebhook{}
+	deadlines := map[string]time.Duration{}
+	for _, p := range partners {
+		if !p.HasEventWebhook() {
+			continue
+		}
+		var h herald.EventWebhook
+		var err error
+		switch p.Kind {
+		case "sendgrid":
+			h, err = sendgrid.NewEventWebhook(sendgrid.EventWebhookConfig{PublicKey: p.WebhookPublicKey})
+		case "mailgun":
+			h, err = mailgun.NewEventWebhook(mailgun.EventWebhookConfig{SigningKey: p.WebhookSigningKey})
+		case "postmark":
+			h, err = postmark.NewEventWebhook(postmark.EventWebhookConfig{Username: p.WebhookUsername, Password: p.WebhookPassword})
+		default:
+			err = fmt.Errorf("event webhooks for kind %s are not supported yet", p.Kind)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("serve: partner %s: event webhook: %w", p.Name, err)
+		}
+		hooks[p.Name] = h
+		deadlines[p.Name] = cmp.Or(time.Duration(p.ConfirmWithin), defaultConfirmWithin)
+	}
+	return hooks, deadlines, nil
 }
 
 // addTriggerChannels adds the webhook, Slack and PagerDuty channels that

@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -124,4 +126,54 @@ public_url: https://herald.example
 			require.NotContains(t, string(b), s, "in a delivery's attempts")
 		}
 	}
+}
+
+// Proof of delivery through herald serve: SendGrid's signed event webhook
+// (from the sandbox) moves an accepted delivery to delivered; a message the
+// partner accepts and never reports on becomes unconfirmed at the
+// partner's confirm_within; a forged request changes nothing.
+func TestServeProofOfDelivery(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.Start(context.Background(), sandbox.Config{EventDelay: 50 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { sb.Close() })
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "herald.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`
+partners:
+  - name: sendgrid-main
+    kind: sendgrid
+    api_key: SG.sandbox
+    base_url: `+sb.URL+`
+    from: alerts@example.com
+    webhook_public_key: `+sb.Keys().SendGridPublicKey+`
+    confirm_within: 3s
+`), 0o600))
+	h := startServe(t, map[string]string{"HERALD_API_KEY": "proof-test-key-0123456789"}, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	require.NoError(t, sb.SetWebhook(sandbox.SendGrid, h.url+"/hooks/sendgrid-main"))
+
+	status, n := h.do(t, "POST", "/1/notifications", notification("ok@example.com", nil))
+	require.Equal(t, http.StatusAccepted, status)
+	confirmed := firstDelivery(t, n)
+	h.waitState(t, confirmed, herald.StateDelivered)
+
+	_, err = sb.AddFault(sandbox.Fault{Partner: sandbox.SendGrid, Kind: sandbox.FaultNeverConfirm})
+	require.NoError(t, err)
+	status, n = h.do(t, "POST", "/1/notifications", notification("void@example.com", nil))
+	require.Equal(t, http.StatusAccepted, status)
+	silent := firstDelivery(t, n)
+	h.waitState(t, silent, herald.StateAccepted)
+	d := h.waitState(t, silent, herald.StateUnconfirmed)
+	require.Contains(t, d["reason"], "no final event from sendgrid-main within 3s")
+
+	// A forged event for the unconfirmed delivery is refused and changes
+	// nothing.
+	status, _ = h.do(t, "POST", "/hooks/sendgrid-main", []map[string]any{{"event": "delivered", "sg_event_id": "forged",
+		"herald_delivery_id": silent, "email": "void@example.com", "timestamp": time.Now().Unix()}},
+		"X-Twilio-Email-Event-Webhook-Signature", "MEUCIQ==", "X-Twilio-Email-Event-Webhook-Timestamp", fmt.Sprint(time.Now().Unix()))
+	require.Equal(t, http.StatusUnauthorized, status)
+	_, d = h.do(t, "GET", "/1/deliveries/"+silent, nil)
+	require.Equal(t, string(herald.StateUnconfirmed), d["state"])
+	status, _ = h.do(t, "POST", "/hooks/nobody", []any{})
+	require.Equal(t, http.StatusNotFound, status)
 }
