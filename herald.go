@@ -146,9 +146,12 @@ type Delivery struct {
 	NotificationID string `json:"notification_id"`
 	Channel        string `json:"channel"`
 	// Options are the trigger's settings for this recipient, if any.
-	Options   *RecipientOptions `json:"options,omitempty"`
-	Recipient Recipient         `json:"recipient"`
-	State     DeliveryState     `json:"state"`
+	Options *RecipientOptions `json:"options,omitempty"`
+	// PinnedPartner, when set, is the only partner the delivery may use
+	// (a canary proves one partner; it must not fail over).
+	PinnedPartner string        `json:"pinned_partner,omitempty"`
+	Recipient     Recipient     `json:"recipient"`
+	State         DeliveryState `json:"state"`
 	// Reason says why the delivery is in its state, for failed and other
 	// final states.
 	Reason string `json:"reason,omitempty"`

@@ -84,3 +84,26 @@ func (m Marker) Check() error {
 	}
 	return nil
 }
+
+// Canary results.
+const (
+	CanaryPending = "pending"
+	CanaryPassed  = "passed"
+	CanaryFailed  = "failed"
+)
+
+// Canary is one synthetic notification sent through one partner to prove
+// the whole path: sent, accepted, and — where the partner reports it —
+// delivered.
+type Canary struct {
+	ID         string     `json:"id"`
+	Partner    string     `json:"partner"`
+	DeliveryID string     `json:"delivery_id"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Result     string     `json:"result"`
+	// Detail is the delivery's final state and reason.
+	Detail string `json:"detail,omitempty"`
+	// LatencyNS is the time from start to the verdict, end to end.
+	LatencyNS time.Duration `json:"latency_ns,omitempty"`
+}

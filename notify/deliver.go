@@ -48,6 +48,9 @@ func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration
 	}
 
 	partners := s.cfg.Channels[d.Channel]
+	if d.PinnedPartner != "" {
+		partners = slices.DeleteFunc(slices.Clone(partners), func(p herald.Provider) bool { return p.Name() != d.PinnedPartner })
+	}
 	if len(partners) == 0 {
 		cause := "no partner is configured for channel " + d.Channel
 		if _, err := s.cfg.Store.Update(ctx, d.ID, func(cur *herald.Delivery) (sqlstore.Change, error) {

@@ -75,7 +75,7 @@ func (s *DB) insertNotification(ctx context.Context, tx *sql.Tx, n *herald.Notif
 	ids := make([]string, 0, len(n.Deliveries))
 	for _, d := range n.Deliveries {
 		if _, err := s.q(tx).ExecContext(ctx, qInsertDelivery, d.ID, n.ID, d.Channel, d.Recipient.Type, d.Recipient.Target, herald.StateQueued,
-			now, now, now, jsonOrEmpty(d.Options)); err != nil {
+			now, now, now, jsonOrEmpty(d.Options), d.PinnedPartner); err != nil {
 			return err
 		}
 		if err := s.insertTransition(ctx, tx, d.ID, "", herald.StateQueued, "created", now); err != nil {
@@ -148,7 +148,7 @@ func (s *DB) Notification(ctx context.Context, id string) (*herald.Notification,
 }
 
 const deliveryColumns = `id, notification_id, channel, recipient_type, recipient_target, state, reason, partner, partner_message_id,
-	attempts, last_outcome, possible_duplicates, next_attempt_at, lease_until, round_attempts, round_started_at, created_at, updated_at, options`
+	attempts, last_outcome, possible_duplicates, next_attempt_at, lease_until, round_attempts, round_started_at, created_at, updated_at, options, pinned_partner`
 
 func (s *DB) queryDeliveries(ctx context.Context, where string, args ...any) ([]herald.Delivery, error) {
 	return queryDeliveries(ctx, s.q(nil), where, args...)
@@ -171,7 +171,7 @@ func queryDeliveries(ctx context.Context, q querier, where string, args ...any) 
 		var created, updated, round int64
 		var options string
 		if err := rows.Scan(&d.ID, &d.NotificationID, &d.Channel, &d.Recipient.Type, &d.Recipient.Target, &d.State, &d.Reason,
-			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.LastOutcome, &d.PossibleDuplicates, &next, &lease, &d.RoundAttempts, &round, &created, &updated, &options); err != nil {
+			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.LastOutcome, &d.PossibleDuplicates, &next, &lease, &d.RoundAttempts, &round, &created, &updated, &options, &d.PinnedPartner); err != nil {
 			return nil, fmt.Errorf("sqlstore: query deliveries: %w", err)
 		}
 		if options != "" {
@@ -431,8 +431,8 @@ const (
 	qIdempotency        = `SELECT id, request_hash FROM notifications WHERE idempotency_key = ?`
 	qInsertNotification = `INSERT INTO notifications (id, idempotency_key, request_hash, subject, text_body, html_body, metadata, recipients, trace_parent, created_at, alert)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qInsertDelivery = `INSERT INTO deliveries (id, notification_id, channel, recipient_type, recipient_target, state, round_started_at, created_at, updated_at, options)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertDelivery = `INSERT INTO deliveries (id, notification_id, channel, recipient_type, recipient_target, state, round_started_at, created_at, updated_at, options, pinned_partner)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsertTransition = `INSERT INTO transitions (delivery_id, from_state, to_state, cause, at) VALUES (?, ?, ?, ?, ?)`
 	qUpdateDelivery   = `UPDATE deliveries SET state = ?, reason = ?, partner = ?, partner_message_id = ?, attempts = ?, last_outcome = ?,
 			possible_duplicates = ?, next_attempt_at = ?, lease_until = ?, round_attempts = ?, round_started_at = ?, updated_at = ? WHERE id = ?`
