@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -101,4 +102,30 @@ func (m *HookMetrics) count(partner, result string) {
 	if m != nil {
 		m.results.WithLabelValues(partner, result).Inc()
 	}
+}
+
+// CanaryReader reads canaries; *sqlstore.DB implements it.
+type CanaryReader interface {
+	Canaries(ctx context.Context, partner string, pending bool, limit int) ([]herald.Canary, error)
+}
+
+// handleCanaries is GET /1/canaries: the newest canaries first, of one
+// partner with ?partner=, at most ?limit= (default 100, at most 1000).
+func handleCanaries(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := 100
+		if v := r.URL.Query().Get("limit"); v != "" {
+			var err error
+			if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+				writeError(w, r, d.Logger, herald.Invalid("limit", "invalid", "between 1 and 1000"))
+				return
+			}
+		}
+		list, err := d.Canaries.Canaries(r.Context(), r.URL.Query().Get("partner"), false, limit)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, list)
+	})
 }

@@ -52,6 +52,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("PUT /1/markers/{dataset}/{id}", config(handleMarkers(d)))
 	mux.Handle("DELETE /1/markers/{dataset}/{id}", config(handleMarkers(d)))
 
+	mux.Handle("GET /1/canaries", config(handleCanaries(d)))
+
 	// Partners authenticate by their own signatures, not herald keys.
 	mux.Handle("POST /hooks/{partner}", handlePartnerHook(d))
 

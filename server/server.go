@@ -78,6 +78,7 @@ type Deps struct {
 	Hooks          map[string]herald.EventWebhook
 	PartnerEvents  EventSink
 	HookMetrics    *HookMetrics
+	Canaries       CanaryReader
 	Clock          clock.Clock
 	Metrics        http.Handler
 	Ready          func(ctx context.Context) error

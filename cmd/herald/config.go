@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"net/netip"
 	"os"
 	"regexp"
@@ -41,6 +42,13 @@ type Config struct {
 	} `yaml:"pagerduty"`
 	Delivery DeliveryConfig `yaml:"delivery"`
 	Events   EventsConfig   `yaml:"events"`
+	Canaries struct {
+		// To is the mailbox canaries are sent to; canaries are off
+		// without it.
+		To string `yaml:"to"`
+		// Every is the time between a partner's canaries. Defaults to 5m.
+		Every Duration `yaml:"every"`
+	} `yaml:"canaries"`
 }
 
 // EventsConfig configures the event store.
@@ -210,6 +218,14 @@ func (c *Config) withDefaults() {
 var partnerKinds = []string{"sendgrid", "postmark", "mailgun", "ses", "smtp"}
 
 func (c *Config) validate() error {
+	if c.Canaries.To != "" {
+		if a, err := mail.ParseAddress(c.Canaries.To); err != nil || a.Address != c.Canaries.To {
+			return fmt.Errorf("config: canaries.to: %q is not a bare email address", c.Canaries.To)
+		}
+	}
+	if c.Canaries.Every != 0 && time.Duration(c.Canaries.Every) < time.Minute {
+		return fmt.Errorf("config: canaries.every: at least 1m")
+	}
 	for i, n := range c.Webhooks.AllowNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {
 			return fmt.Errorf("config: webhooks.allow_networks[%d]: %q is not a CIDR prefix such as 10.0.0.0/8", i, n)

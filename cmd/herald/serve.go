@@ -201,7 +201,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	handler := server.NewServer(server.Deps{
 		Decompressor: decompressor,
 		Logger:       log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db,
-		Evaluations: db, Evaluator: evaluator, Markers: db, PartnerEvents: db, Hooks: hooks,
+		Evaluations: db, Evaluator: evaluator, Markers: db, PartnerEvents: db, Hooks: hooks, Canaries: db,
 		HookMetrics: server.NewHookMetrics(reg, slices.Sorted(maps.Keys(hooks))), TracerProvider: tracing.Provider,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
@@ -238,6 +238,22 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 		return err
 	}
 	go reconciler.Run(ctx, 2*time.Second)
+	if cfg.Canaries.To != "" {
+		var names []string
+		confirms := map[string]bool{}
+		for _, p := range channels["email"] {
+			names = append(names, p.Name())
+			_, confirms[p.Name()] = deadlines[p.Name()]
+		}
+		canaries, err := notify.NewCanaries(notify.CanaryConfig{Store: db, Enqueue: inserter.EnqueueTx, Partners: names,
+			Confirms: confirms, To: cfg.Canaries.To, Every: time.Duration(cfg.Canaries.Every), Registerer: reg,
+			Logger: log.With("component", "canaries")})
+		if err != nil {
+			l.Close()
+			return err
+		}
+		go canaries.Run(ctx, 5*time.Second)
+	}
 	go expire(ctx, events, db, log)
 	go scheduler.Run(ctx)
 	names := make([]string, 0, len(partners))

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -148,6 +149,7 @@ partners:
     from: alerts@example.com
     webhook_public_key: `+sb.Keys().SendGridPublicKey+`
     confirm_within: 3s
+canaries: {to: canary@example.com, every: 1m}
 `), 0o600))
 	h := startServe(t, map[string]string{"HERALD_API_KEY": "proof-test-key-0123456789"}, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
 	require.NoError(t, sb.SetWebhook(sandbox.SendGrid, h.url+"/hooks/sendgrid-main"))
@@ -157,7 +159,7 @@ partners:
 	confirmed := firstDelivery(t, n)
 	h.waitState(t, confirmed, herald.StateDelivered)
 
-	_, err = sb.AddFault(sandbox.Fault{Partner: sandbox.SendGrid, Kind: sandbox.FaultNeverConfirm})
+	_, err = sb.AddFault(sandbox.Fault{Partner: sandbox.SendGrid, Kind: sandbox.FaultNeverConfirm, Times: 1})
 	require.NoError(t, err)
 	status, n = h.do(t, "POST", "/1/notifications", notification("void@example.com", nil))
 	require.Equal(t, http.StatusAccepted, status)
@@ -176,4 +178,24 @@ partners:
 	require.Equal(t, string(herald.StateUnconfirmed), d["state"])
 	status, _ = h.do(t, "POST", "/hooks/nobody", []any{})
 	require.Equal(t, http.StatusNotFound, status)
+
+	// The canary proved the partner end to end: delivered, as its signed
+	// event reported.
+	var canaries []herald.Canary
+	require.Eventually(t, func() bool {
+		req, _ := http.NewRequest("GET", h.url+"/1/canaries?partner=sendgrid-main", nil)
+		req.Header.Set("X-Honeycomb-Team", h.key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		canaries = nil
+		raw, _ := io.ReadAll(resp.Body)
+		if json.Unmarshal(raw, &canaries) != nil {
+			t.Logf("%d %s", resp.StatusCode, raw)
+		}
+		return len(canaries) > 0 && canaries[0].Result == herald.CanaryPassed
+	}, 30*time.Second, 100*time.Millisecond, "%+v %s", canaries, h.logs.all())
+	require.True(t, strings.HasPrefix(canaries[0].Detail, "delivered: delivered event "), canaries[0].Detail)
 }
