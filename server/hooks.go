@@ -7,6 +7,10 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"herald"
 	"herald/sqlstore"
@@ -72,6 +76,7 @@ func handlePartnerHook(d Deps) http.Handler {
 			}
 			d.Logger.DebugContext(r.Context(), "partner event", "partner", partner, "event_id", ev.EventID, "type", ev.PartnerType,
 				"delivery_id", res.DeliveryID, "state", res.State, "duplicate", res.Duplicate)
+			traceEvent(d, partner, ev, res)
 		}
 		w.WriteHeader(http.StatusOK)
 	})
@@ -128,4 +133,22 @@ func handleCanaries(d Deps) http.Handler {
 		}
 		encode(w, http.StatusOK, list)
 	})
+}
+
+// traceEvent records an applied event as a span of its notification's
+// trace, beside the delivery's attempts.
+func traceEvent(d Deps, partner string, ev herald.PartnerEvent, res sqlstore.EventResult) {
+	if res.TraceParent == "" || res.Duplicate {
+		return
+	}
+	tp := d.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": res.TraceParent})
+	_, span := tp.Tracer("herald/server").Start(ctx, "notify.PartnerEvent", trace.WithAttributes(
+		attribute.String("herald.partner", partner), attribute.String("herald.delivery.id", res.DeliveryID),
+		attribute.String("herald.partner.event", ev.PartnerType), attribute.String("herald.partner.event_id", ev.EventID),
+		attribute.String("herald.state", string(res.State))))
+	span.End()
 }

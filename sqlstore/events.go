@@ -23,6 +23,9 @@ type EventResult struct {
 	Applied bool
 	// State is the delivery's state after the event.
 	State herald.DeliveryState
+	// TraceParent is the trace of the delivery's notification, so the
+	// event can join it.
+	TraceParent string
 }
 
 // ApplyPartnerEvent records a partner's event once (by its event id) and
@@ -56,15 +59,15 @@ func (s *DB) ApplyPartnerEvent(ctx context.Context, partner string, ev herald.Pa
 // applyEvent matches ev to its delivery and applies it, inside tx.
 func (s *DB) applyEvent(ctx context.Context, tx *sql.Tx, partner string, ev herald.PartnerEvent) (EventResult, error) {
 	var res EventResult
-	var id string
+	var id, trace string
 	var state herald.DeliveryState
+	const q = `SELECT d.id, d.state, n.trace_parent FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE `
 	err := sql.ErrNoRows
 	if ev.DeliveryID != "" {
-		err = tx.QueryRowContext(ctx, `SELECT id, state FROM deliveries WHERE id = ?`, ev.DeliveryID).Scan(&id, &state)
+		err = tx.QueryRowContext(ctx, q+`d.id = ?`, ev.DeliveryID).Scan(&id, &state, &trace)
 	}
 	if errors.Is(err, sql.ErrNoRows) && ev.MessageID != "" {
-		err = tx.QueryRowContext(ctx, `SELECT id, state FROM deliveries WHERE partner = ? AND partner_message_id = ?`,
-			partner, ev.MessageID).Scan(&id, &state)
+		err = tx.QueryRowContext(ctx, q+`d.partner = ? AND d.partner_message_id = ?`, partner, ev.MessageID).Scan(&id, &state, &trace)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return res, nil // kept; a later attempt record may match it
@@ -72,7 +75,7 @@ func (s *DB) applyEvent(ctx context.Context, tx *sql.Tx, partner string, ev hera
 	if err != nil {
 		return res, err
 	}
-	res.DeliveryID, res.State = id, state
+	res.DeliveryID, res.State, res.TraceParent = id, state, trace
 	if _, err := tx.ExecContext(ctx, `UPDATE partner_events SET delivery_id = ? WHERE partner = ? AND event_id = ?`, id, partner, ev.EventID); err != nil {
 		return res, err
 	}

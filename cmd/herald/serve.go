@@ -298,6 +298,8 @@ func eventWebhooks(partners []PartnerConfig) (map[string]herald.EventWebhook, ma
 			h, err = mailgun.NewEventWebhook(mailgun.EventWebhookConfig{SigningKey: p.WebhookSigningKey})
 		case "postmark":
 			h, err = postmark.NewEventWebhook(postmark.EventWebhookConfig{Username: p.WebhookUsername, Password: p.WebhookPassword})
+		case "ses":
+			h, err = ses.NewEventWebhook(ses.EventWebhookConfig{TopicARN: p.SNSTopicARN, CertHosts: p.SNSCertHosts})
 		default:
 			err = fmt.Errorf("event webhooks for kind %s are not supported yet", p.Kind)
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,7 +152,13 @@ partners:
     confirm_within: 3s
 canaries: {to: canary@example.com, every: 1m}
 `), 0o600))
-	h := startServe(t, map[string]string{"HERALD_API_KEY": "proof-test-key-0123456789"}, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	var spans syncBuffer
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(&spans, r.Body)
+	}))
+	t.Cleanup(collector.Close)
+	h := startServe(t, map[string]string{"HERALD_API_KEY": "proof-test-key-0123456789", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL},
+		"--config", cfg, "--data-dir", filepath.Join(dir, "data"))
 	require.NoError(t, sb.SetWebhook(sandbox.SendGrid, h.url+"/hooks/sendgrid-main"))
 
 	status, n := h.do(t, "POST", "/1/notifications", notification("ok@example.com", nil))
@@ -198,4 +205,8 @@ canaries: {to: canary@example.com, every: 1m}
 		return len(canaries) > 0 && canaries[0].Result == herald.CanaryPassed
 	}, 30*time.Second, 100*time.Millisecond, "%+v %s", canaries, h.logs.all())
 	require.True(t, strings.HasPrefix(canaries[0].Detail, "delivered: delivered event "), canaries[0].Detail)
+
+	// The partner's event is a span of its notification's trace.
+	require.NoError(t, h.stop())
+	require.Contains(t, spans.String(), "notify.PartnerEvent")
 }
