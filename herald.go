@@ -65,8 +65,9 @@ var transitions = map[DeliveryState][]DeliveryState{
 	StateAccepted: {StateDelivered, StateBounced, StateDropped, StateUnconfirmed},
 	// An operator's retry of a failed delivery.
 	StateFailed: {StateQueued},
-	// A late confirmation wins over the reconciler's verdict.
-	StateUnconfirmed: {StateDelivered, StateBounced, StateDropped},
+	// A late confirmation wins over the reconciler's verdict; or the
+	// reconciler resends through the channel's next partner.
+	StateUnconfirmed: {StateDelivered, StateBounced, StateDropped, StateQueued},
 }
 
 // CanMoveTo reports whether a delivery in state s may move to next.

@@ -256,3 +256,30 @@ func (s *Service) Retry(ctx context.Context, deliveryID string) (*herald.Deliver
 		return sqlstore.Change{To: herald.StateQueued, Cause: "retry requested", Enqueue: s.cfg.Enqueue}, nil
 	})
 }
+
+// Resend sends an unconfirmed delivery again through the next partner of
+// its channel, after the one that accepted it and never confirmed. The
+// message carries the same herald ids, so a late event from the first
+// partner is matched to it, and the resend is counted as a possible
+// duplicate. It returns false when the channel has no next partner.
+func (s *Service) Resend(ctx context.Context, deliveryID string) (bool, error) {
+	resent := false
+	_, err := s.cfg.Store.Update(ctx, deliveryID, func(d *herald.Delivery) (sqlstore.Change, error) {
+		if d.State != herald.StateUnconfirmed || d.PinnedPartner != "" {
+			return sqlstore.Change{}, sqlstore.ErrNoChange // resent once, or a canary
+		}
+		partners := s.cfg.Channels[d.Channel]
+		i := slices.IndexFunc(partners, func(p herald.Provider) bool { return p.Name() == d.Partner })
+		if i < 0 || i+1 >= len(partners) {
+			return sqlstore.Change{}, sqlstore.ErrNoChange
+		}
+		next := partners[i+1].Name()
+		d.PinnedPartner, d.PossibleDuplicates = next, d.PossibleDuplicates+1
+		d.RoundAttempts, d.RoundStartedAt = d.Attempts, s.clock.Now()
+		d.NextAttemptAt = nil
+		resent = true
+		return sqlstore.Change{To: herald.StateQueued, Cause: fmt.Sprintf("resent through %s: %s never confirmed it", next, d.Partner),
+			Enqueue: s.cfg.Enqueue}, nil
+	})
+	return resent, err
+}

@@ -24,6 +24,9 @@ type ReconcilerConfig struct {
 	// accepted delivery with no final event that long after acceptance
 	// becomes unconfirmed. A partner without one is not reconciled.
 	Deadlines map[string]time.Duration
+	// Resend, when set, is called for each delivery made unconfirmed:
+	// Service.Resend sends it again through the channel's next partner.
+	Resend func(ctx context.Context, deliveryID string) (bool, error)
 	// PendingMaxAge is how long an event that matched no accepted
 	// delivery is retried. Defaults to 24h.
 	PendingMaxAge time.Duration
@@ -78,6 +81,16 @@ func (r *Reconciler) Tick(ctx context.Context, now time.Time) ([]string, error) 
 		for _, id := range ids {
 			r.cfg.Logger.WarnContext(ctx, "delivery unconfirmed: the partner never reported its fate",
 				"delivery_id", id, "partner", p, "confirm_within", r.cfg.Deadlines[p].String())
+			if r.cfg.Resend == nil {
+				continue
+			}
+			resent, err := r.cfg.Resend(ctx, id)
+			if err != nil {
+				return all, err
+			}
+			if resent {
+				r.cfg.Logger.InfoContext(ctx, "unconfirmed delivery resent through the next partner", "delivery_id", id)
+			}
 		}
 	}
 	return all, nil

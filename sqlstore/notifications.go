@@ -327,7 +327,7 @@ func (s *DB) Update(ctx context.Context, id string, decide func(d *herald.Delive
 		}
 		if _, err := s.q(tx).ExecContext(ctx, qUpdateDelivery,
 			d.State, d.Reason, d.Partner, d.PartnerMessageID, d.Attempts, d.LastOutcome, d.PossibleDuplicates, next, lease, d.RoundAttempts,
-			d.RoundStartedAt.UnixNano(), now, id); err != nil {
+			d.RoundStartedAt.UnixNano(), now, d.PinnedPartner, id); err != nil {
 			return err
 		}
 		if a := c.Attempt; a != nil {
@@ -435,7 +435,7 @@ const (
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsertTransition = `INSERT INTO transitions (delivery_id, from_state, to_state, cause, at) VALUES (?, ?, ?, ?, ?)`
 	qUpdateDelivery   = `UPDATE deliveries SET state = ?, reason = ?, partner = ?, partner_message_id = ?, attempts = ?, last_outcome = ?,
-			possible_duplicates = ?, next_attempt_at = ?, lease_until = ?, round_attempts = ?, round_started_at = ?, updated_at = ? WHERE id = ?`
+			possible_duplicates = ?, next_attempt_at = ?, lease_until = ?, round_attempts = ?, round_started_at = ?, updated_at = ?, pinned_partner = ? WHERE id = ?`
 	qInsertAttempt = `INSERT INTO attempts (id, delivery_id, number, partner, started_at, duration_ns, outcome, reason,
 				status, partner_message_id, retry_after_ns, rate_limit, request_summary, response_excerpt, error, partner_side, trace_id)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`

@@ -109,6 +109,9 @@ type DeliveryConfig struct {
 	Workers         int      `yaml:"workers"`
 	BreakerFailures int      `yaml:"breaker_failures"`
 	BreakerCooldown Duration `yaml:"breaker_cooldown"`
+	// ResendUnconfirmed sends a delivery that its partner never confirmed
+	// again through the channel's next partner, once.
+	ResendUnconfirmed bool `yaml:"resend_unconfirmed"`
 }
 
 // Duration reads "90s", "15m", "2h".

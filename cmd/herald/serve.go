@@ -232,7 +232,11 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 		Message: "herald " + buildVersion() + " started"}); err != nil {
 		log.Error("writing the start marker failed", "error", err)
 	}
-	reconciler, err := notify.NewReconciler(notify.ReconcilerConfig{Store: db, Deadlines: deadlines, Logger: log.With("component", "reconciler")})
+	rcfg := notify.ReconcilerConfig{Store: db, Deadlines: deadlines, Logger: log.With("component", "reconciler")}
+	if d.ResendUnconfirmed {
+		rcfg.Resend = svc.Resend
+	}
+	reconciler, err := notify.NewReconciler(rcfg)
 	if err != nil {
 		l.Close()
 		return err
