@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,8 +33,15 @@ type CanaryConfig struct {
 	// delivered; the others' at accepted, the most they can show.
 	Partners []string
 	Confirms map[string]bool
-	// To is the address canaries are sent to: a mailbox its owner keeps.
+	// To is the address email canaries are sent to: a mailbox its owner
+	// keeps. Without it, email partners have no canaries.
 	To string
+	// Recipients are webhook, Slack and PagerDuty recipients (by id) to
+	// prove too. Their canary passes when the receiver takes it (a 2xx in
+	// its documented shape): for these channels that is the confirmation.
+	// The canary's alert has status OK and is_test set, so a PagerDuty
+	// canary resolves (opens no incident) and a receiver can ignore it.
+	Recipients []herald.Destination
 	// Every is the time between a partner's canaries. Defaults to 5m.
 	Every time.Duration
 	// Clock defaults to clock.Real().
@@ -60,8 +68,8 @@ type Canaries struct {
 
 // NewCanaries returns Canaries for cfg.
 func NewCanaries(cfg CanaryConfig) (*Canaries, error) {
-	if cfg.Store == nil || cfg.Enqueue == nil || cfg.To == "" {
-		return nil, errors.New("notify: canaries: Store, Enqueue and To are required")
+	if cfg.Store == nil || cfg.Enqueue == nil || (cfg.To == "" && len(cfg.Recipients) == 0) {
+		return nil, errors.New("notify: canaries: Store, Enqueue and To or Recipients are required")
 	}
 	if cfg.Every == 0 {
 		cfg.Every = 5 * time.Minute
@@ -98,7 +106,14 @@ func (c *Canaries) Tick(ctx context.Context, now time.Time) error {
 			c.last[can.Partner] = can.StartedAt
 		}
 	}
-	for _, p := range c.cfg.Partners {
+	subjects := []string{}
+	if c.cfg.To != "" {
+		subjects = append(subjects, c.cfg.Partners...)
+	}
+	for _, r := range c.cfg.Recipients {
+		subjects = append(subjects, r.Type+":"+r.ID)
+	}
+	for _, p := range subjects {
 		last, ok := c.last[p]
 		if !ok {
 			recent, err := c.cfg.Store.Canaries(ctx, p, false, 1)
@@ -121,16 +136,25 @@ func (c *Canaries) Tick(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-func (c *Canaries) start(ctx context.Context, partner string, now time.Time) error {
+// start sends one canary: through an email partner (pinned to it), or to
+// a recipient named "type:id".
+func (c *Canaries) start(ctx context.Context, subject string, now time.Time) error {
 	now = now.UTC()
-	can := &herald.Canary{ID: herald.NewID("cny_", now), Partner: partner, StartedAt: now, Result: herald.CanaryPending}
-	d := herald.Delivery{ID: herald.NewID("dlv_", now), Channel: "email", PinnedPartner: partner,
+	can := &herald.Canary{ID: herald.NewID("cny_", now), Partner: subject, StartedAt: now, Result: herald.CanaryPending}
+	d := herald.Delivery{ID: herald.NewID("dlv_", now), Channel: "email", PinnedPartner: subject,
 		Recipient: herald.Recipient{Type: "email", Target: c.cfg.To}}
+	summary := fmt.Sprintf("herald canary through %s", subject)
+	var alert *herald.Alert
+	if channel, id, ok := strings.Cut(subject, ":"); ok {
+		d.Channel, d.PinnedPartner, d.Recipient = channel, "", herald.Recipient{Type: channel, Target: id}
+		alert = &herald.Alert{Version: "v0.1.0", ID: "canary", Name: "herald canary", Status: "OK", IsTest: true,
+			Summary: summary, Description: "A synthetic notification proving this channel; nothing is wrong.",
+			ResultGroups: []herald.AlertGroup{}, ResultGroupsTriggered: []herald.AlertGroup{}, EvaluationID: can.ID}
+	}
 	can.DeliveryID = d.ID
-	n := &herald.Notification{ID: herald.NewID("ntf_", now), Recipients: []herald.Recipient{d.Recipient},
-		Subject:  fmt.Sprintf("herald canary through %s", partner),
-		Text:     fmt.Sprintf("A synthetic notification proving %s, sent %s. Canary %s.", partner, now.Format(time.RFC3339), can.ID),
-		Metadata: map[string]string{"herald_canary": can.ID}, CreatedAt: now, Deliveries: []herald.Delivery{d}}
+	n := &herald.Notification{ID: herald.NewID("ntf_", now), Recipients: []herald.Recipient{d.Recipient}, Subject: summary,
+		Text:     fmt.Sprintf("A synthetic notification proving %s, sent %s. Canary %s.", subject, now.Format(time.RFC3339), can.ID),
+		Metadata: map[string]string{"herald_canary": can.ID}, CreatedAt: now, Deliveries: []herald.Delivery{d}, Alert: alert}
 	return c.cfg.Store.StartCanary(ctx, can, n, c.cfg.Enqueue)
 }
 

@@ -3,13 +3,17 @@ package notify_test
 import (
 	"context"
 	"database/sql"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"herald"
+	"herald/clock"
 	"herald/notify"
+	"herald/provider/pagerduty"
+	"herald/provider/webhook"
 	"herald/sandbox"
 )
 
@@ -125,4 +129,67 @@ func TestCanaryPassesAtAcceptanceWithoutAnEventWebhook(t *testing.T) {
 	require.Equal(t, "accepted", list[0].Detail)
 	require.Equal(t, time.Second, list[0].LatencyNS)
 	require.Equal(t, 1.0, gauge(t, b, "herald_canary_up", "sendgrid-main"))
+}
+
+// destinations is a map-backed herald.Destinations: the store's role.
+type destinations map[string]herald.Destination
+
+func (d destinations) GetDestination(_ context.Context, id string) (herald.Destination, error) {
+	if dest, ok := d[id]; ok {
+		return dest, nil
+	}
+	return herald.Destination{}, herald.Errorf(herald.ENOTFOUND, "no recipient %q", id)
+}
+
+// Webhook and PagerDuty recipients have canaries too: the webhook's
+// receiver takes a test alert; PagerDuty gets a resolve, so no incident
+// opens.
+func TestCanaryThroughWebhookAndPagerDuty(t *testing.T) {
+	t.Parallel()
+	dests := destinations{}
+	var b *bundle
+	b = setup(t, options{partners: func(url string, c clock.Clock) []herald.Provider {
+		dests["rcp_hook"] = herald.Destination{ID: "rcp_hook", Type: "webhook", Details: herald.DestinationDetails{
+			WebhookName: "canary", WebhookURL: url + "/_sandbox/hooks/canary", WebhookSecret: "s3cret"}}
+		dests["rcp_pd"] = herald.Destination{ID: "rcp_pd", Type: "pagerduty", Details: herald.DestinationDetails{
+			PagerDutyIntegrationName: "canary", PagerDutyIntegrationKey: "R0UT1NGK3Y0123456789abcdefABCDEF"}}
+		return []herald.Provider{sendgridPartner(t, "sendgrid-main", "SG.sandbox", url, c)}
+	}})
+	wh, err := webhook.New(webhook.Config{Destinations: dests, Clock: b.clock,
+		AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	require.NoError(t, err)
+	pd, err := pagerduty.New(pagerduty.Config{BaseURL: b.sb.URL, Destinations: dests, Clock: b.clock})
+	require.NoError(t, err)
+	b.svc, err = notify.New(notify.Config{Store: b.db, Clock: b.clock,
+		Enqueue: func(ctx context.Context, tx *sql.Tx, ids []string) error {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.queued = append(b.queued, ids...)
+			return nil
+		},
+		Channels: map[string][]herald.Provider{"webhook": {wh}, "pagerduty": {pd}}})
+	require.NoError(t, err)
+	canaries, err := notify.NewCanaries(notify.CanaryConfig{Store: b.db, Enqueue: func(ctx context.Context, tx *sql.Tx, ids []string) error {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.queued = append(b.queued, ids...)
+		return nil
+	}, Recipients: []herald.Destination{dests["rcp_hook"], dests["rcp_pd"]}, Clock: b.clock})
+	require.NoError(t, err)
+	require.NoError(t, canaries.Tick(context.Background(), b.clock.Now()))
+	b.runJobs(t)
+	b.clock.Advance(time.Second)
+	require.NoError(t, canaries.Tick(context.Background(), b.clock.Now()))
+	list, err := b.db.Canaries(context.Background(), "", false, 10)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	for _, c := range list {
+		require.Equal(t, herald.CanaryPassed, c.Result, "%+v", c)
+	}
+	hooks := b.sb.Notifications(sandbox.NotificationFilter{Channel: sandbox.Webhook})
+	require.Len(t, hooks, 1)
+	require.Contains(t, hooks[0].Body, `"is_test":true`)
+	pdEvents := b.sb.Notifications(sandbox.NotificationFilter{Channel: sandbox.PagerDuty})
+	require.Len(t, pdEvents, 1)
+	require.Contains(t, pdEvents[0].Body, `"event_action":"resolve"`)
 }

@@ -48,6 +48,9 @@ type Config struct {
 		To string `yaml:"to"`
 		// Every is the time between a partner's canaries. Defaults to 5m.
 		Every Duration `yaml:"every"`
+		// Recipients are webhook, Slack and PagerDuty recipients (by id)
+		// to prove as well.
+		Recipients []string `yaml:"recipients"`
 	} `yaml:"canaries"`
 }
 

@@ -242,7 +242,19 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 		return err
 	}
 	go reconciler.Run(ctx, 2*time.Second)
-	if cfg.Canaries.To != "" {
+	if cfg.Canaries.To != "" || len(cfg.Canaries.Recipients) > 0 {
+		var dests []herald.Destination
+		for _, id := range cfg.Canaries.Recipients {
+			dest, err := db.GetDestination(ctx, id)
+			if err == nil && dest.Type == "email" {
+				err = errors.New("an email recipient; use canaries.to")
+			}
+			if err != nil {
+				l.Close()
+				return fmt.Errorf("serve: canaries.recipients: %s: %w", id, err)
+			}
+			dests = append(dests, dest)
+		}
 		var names []string
 		confirms := map[string]bool{}
 		for _, p := range channels["email"] {
@@ -250,7 +262,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 			_, confirms[p.Name()] = deadlines[p.Name()]
 		}
 		canaries, err := notify.NewCanaries(notify.CanaryConfig{Store: db, Enqueue: inserter.EnqueueTx, Partners: names,
-			Confirms: confirms, To: cfg.Canaries.To, Every: time.Duration(cfg.Canaries.Every), Registerer: reg,
+			Confirms: confirms, To: cfg.Canaries.To, Recipients: dests, Every: time.Duration(cfg.Canaries.Every), Registerer: reg,
 			Logger: log.With("component", "canaries")})
 		if err != nil {
 			l.Close()
