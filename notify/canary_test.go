@@ -147,8 +147,7 @@ func (d destinations) GetDestination(_ context.Context, id string) (herald.Desti
 func TestCanaryThroughWebhookAndPagerDuty(t *testing.T) {
 	t.Parallel()
 	dests := destinations{}
-	var b *bundle
-	b = setup(t, options{partners: func(url string, c clock.Clock) []herald.Provider {
+	b := setup(t, options{partners: func(url string, c clock.Clock) []herald.Provider {
 		dests["rcp_hook"] = herald.Destination{ID: "rcp_hook", Type: "webhook", Details: herald.DestinationDetails{
 			WebhookName: "canary", WebhookURL: url + "/_sandbox/hooks/canary", WebhookSecret: "s3cret"}}
 		dests["rcp_pd"] = herald.Destination{ID: "rcp_pd", Type: "pagerduty", Details: herald.DestinationDetails{
