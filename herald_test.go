@@ -19,7 +19,7 @@ func TestDeliveryStateMachine(t *testing.T) {
 		herald.StateSending:     {herald.StateQueued, herald.StateAccepted, herald.StateFailed},
 		herald.StateAccepted:    {herald.StateDelivered, herald.StateBounced, herald.StateDropped, herald.StateUnconfirmed},
 		herald.StateFailed:      {herald.StateQueued},
-		herald.StateUnconfirmed: {herald.StateDelivered, herald.StateBounced, herald.StateDropped},
+		herald.StateUnconfirmed: {herald.StateDelivered, herald.StateBounced, herald.StateDropped, herald.StateQueued},
 	}
 	for _, from := range herald.DeliveryStates {
 		require.True(t, from.Valid())
