@@ -220,7 +220,9 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	if requeued > 0 {
 		log.Info("requeued deliveries a previous run left unfinished", "deliveries", requeued)
 	}
-	if err := workers.Start(ctx); err != nil {
+	// Not ctx: cancelling River's start context cancels running jobs, and a
+	// stop (SIGTERM) must let attempts in flight finish (workers.Stop).
+	if err := workers.Start(context.WithoutCancel(ctx)); err != nil {
 		l.Close()
 		return err
 	}
