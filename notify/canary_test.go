@@ -17,6 +17,14 @@ import (
 	"herald/sandbox"
 )
 
+// enqueue records delivery jobs, as the queue would take them.
+func (b *bundle) enqueue(_ context.Context, _ *sql.Tx, ids []string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.queued = append(b.queued, ids...)
+	return nil
+}
+
 // runJobs delivers every queued delivery once, as the queue would.
 func (b *bundle) runJobs(t *testing.T) {
 	t.Helper()
@@ -39,12 +47,7 @@ func TestCanaryCatchesAPartnerThatAcceptsButNeverDelivers(t *testing.T) {
 		c.Faults = []sandbox.Fault{{Partner: sandbox.SendGrid, Kind: sandbox.FaultNeverConfirm}}
 	}})
 	const period, deadline = 5 * time.Minute, 30 * time.Minute
-	canaries, err := notify.NewCanaries(notify.CanaryConfig{Store: b.db, Enqueue: func(ctx context.Context, tx *sql.Tx, ids []string) error {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.queued = append(b.queued, ids...)
-		return nil
-	}, Partners: []string{"sendgrid-main"}, Confirms: map[string]bool{"sendgrid-main": true}, To: "canary@example.com",
+	canaries, err := notify.NewCanaries(notify.CanaryConfig{Store: b.db, Enqueue: b.enqueue, Partners: []string{"sendgrid-main"}, Confirms: map[string]bool{"sendgrid-main": true}, To: "canary@example.com",
 		Every: period, Clock: b.clock, Registerer: b.reg})
 	require.NoError(t, err)
 	rec, err := notify.NewReconciler(notify.ReconcilerConfig{Store: b.db, Clock: b.clock,
@@ -111,12 +114,7 @@ func gauge(t *testing.T, b *bundle, name, partner string) float64 {
 func TestCanaryPassesAtAcceptanceWithoutAnEventWebhook(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	canaries, err := notify.NewCanaries(notify.CanaryConfig{Store: b.db, Enqueue: func(ctx context.Context, tx *sql.Tx, ids []string) error {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.queued = append(b.queued, ids...)
-		return nil
-	}, Partners: []string{"sendgrid-main"}, To: "canary@example.com", Clock: b.clock, Registerer: b.reg})
+	canaries, err := notify.NewCanaries(notify.CanaryConfig{Store: b.db, Enqueue: b.enqueue, Partners: []string{"sendgrid-main"}, To: "canary@example.com", Clock: b.clock, Registerer: b.reg})
 	require.NoError(t, err)
 	require.NoError(t, canaries.Tick(context.Background(), b.clock.Now()))
 	b.runJobs(t)
@@ -168,12 +166,7 @@ func TestCanaryThroughWebhookAndPagerDuty(t *testing.T) {
 		},
 		Channels: map[string][]herald.Provider{"webhook": {wh}, "pagerduty": {pd}}})
 	require.NoError(t, err)
-	canaries, err := notify.NewCanaries(notify.CanaryConfig{Store: b.db, Enqueue: func(ctx context.Context, tx *sql.Tx, ids []string) error {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.queued = append(b.queued, ids...)
-		return nil
-	}, Recipients: []herald.Destination{dests["rcp_hook"], dests["rcp_pd"]}, Clock: b.clock})
+	canaries, err := notify.NewCanaries(notify.CanaryConfig{Store: b.db, Enqueue: b.enqueue, Recipients: []herald.Destination{dests["rcp_hook"], dests["rcp_pd"]}, Clock: b.clock})
 	require.NoError(t, err)
 	require.NoError(t, canaries.Tick(context.Background(), b.clock.Now()))
 	b.runJobs(t)
