@@ -157,8 +157,12 @@ func TestPagerDutyThrottledAndFaults(t *testing.T) {
 	require.NoError(t, err)
 	_, err = post(t, b, http.DefaultClient, "/v2/enqueue", pdTrigger("lost-answer"))
 	require.Error(t, err)
-	got := b.sb.Notifications(sandbox.NotificationFilter{Channel: sandbox.PagerDuty})
-	last := got[len(got)-1]
+	var last sandbox.Notification
+	require.Eventually(t, func() bool { // the answer is recorded as the handler ends
+		got := b.sb.Notifications(sandbox.NotificationFilter{Channel: sandbox.PagerDuty})
+		last = got[len(got)-1]
+		return last.Answer != nil
+	}, 5*time.Second, 5*time.Millisecond)
 	require.True(t, last.Accepted, "PagerDuty processed the event; only the answer was lost")
 	require.True(t, last.Answer.Dropped)
 	require.Equal(t, "lost-answer", last.PagerDuty.DedupKey)

@@ -160,8 +160,13 @@ func TestSlackFaults(t *testing.T) {
 	_, err = post(t, b, http.DefaultClient, slackHook, `{"text":"x"}`)
 	require.Error(t, err, "a stall with a delay hangs up after it")
 
-	got := b.sb.Notifications(sandbox.NotificationFilter{Channel: sandbox.Slack})
-	require.Len(t, got, 6)
+	// The stalled request's answer is recorded when its handler ends, a
+	// moment after the client hung up.
+	var got []sandbox.Notification
+	require.Eventually(t, func() bool {
+		got = b.sb.Notifications(sandbox.NotificationFilter{Channel: sandbox.Slack})
+		return len(got) == 6 && got[4].Answer != nil && got[5].Answer != nil
+	}, 5*time.Second, 5*time.Millisecond)
 	dropped := got[4]
 	require.True(t, dropped.Accepted, "Slack posted the message; only the answer was lost")
 	require.True(t, dropped.Answer.Dropped)
