@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -78,26 +79,12 @@ func newPlan(q herald.Query, sources []source, start, end time.Time) *plan {
 		typ := ""
 		for _, s := range sources {
 			if c := s.cols[name]; c != nil {
-				typ = mergeOrFirst(typ, c.typ)
+				typ = herald.MergeType(cmp.Or(typ, c.typ), c.typ)
 			}
 		}
-		p.unified[name] = cmpOr(typ, herald.TypeString)
+		p.unified[name] = cmp.Or(typ, herald.TypeString)
 	}
 	return p
-}
-
-func mergeOrFirst(have, got string) string {
-	if have == "" {
-		return got
-	}
-	return herald.MergeType(have, got)
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func (p *plan) rawColumns() []string {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,9 +141,11 @@ func (w *writtenAt) set(at time.Time) {
 	}
 }
 
-// info returns the dataset's meta with LastWrittenAt filled in.
+// info returns the dataset's meta with what is derived filled in: its
+// column count and LastWrittenAt.
 func (d *dataset) info() herald.Dataset {
 	m := d.meta
+	m.RegularColumnsCount = len(d.order)
 	d.written.mu.Lock()
 	defer d.written.mu.Unlock()
 	if !d.written.last.IsZero() {
@@ -298,9 +301,6 @@ func (s *DuckDB) load(ctx context.Context) error {
 	if err := crows.Err(); err != nil {
 		return fmt.Errorf("eventstore: load columns: %w", err)
 	}
-	for _, d := range datasets {
-		d.meta.RegularColumnsCount = len(d.order)
-	}
 	s.mu.Lock()
 	s.datasets = datasets
 	s.mu.Unlock()
@@ -344,7 +344,7 @@ func (s *DuckDB) Datasets(context.Context) ([]herald.Dataset, error) {
 	for _, d := range s.datasets {
 		out = append(out, d.info())
 	}
-	slices.SortFunc(out, func(a, b herald.Dataset) int { return cmpString(a.Slug, b.Slug) })
+	slices.SortFunc(out, func(a, b herald.Dataset) int { return strings.Compare(a.Slug, b.Slug) })
 	return out, nil
 }
 
@@ -360,18 +360,8 @@ func (s *DuckDB) Columns(_ context.Context, name string) ([]herald.Column, error
 	for _, c := range d.order {
 		out = append(out, herald.Column{Name: c.name, Type: c.typ})
 	}
-	slices.SortFunc(out, func(a, b herald.Column) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b herald.Column) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // duckType is the DuckDB type of a column type.

@@ -2,10 +2,10 @@ package eventstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"herald"
@@ -65,7 +65,7 @@ func (s *DuckDB) sources(name string) ([]source, error) {
 		for _, d := range s.datasets {
 			out = append(out, source{table: d.table(), cols: d.cols})
 		}
-		slices.SortFunc(out, func(a, b source) int { return cmpString(a.table, b.table) })
+		slices.SortFunc(out, func(a, b source) int { return strings.Compare(a.table, b.table) })
 		return out, nil
 	}
 	d := s.datasets[herald.DatasetSlug(name)]
@@ -119,21 +119,11 @@ func (p *plan) row(vals []any) map[string]any {
 }
 
 // value is a database value as JSON can carry it: NaN and infinities
-// (a TRY_CAST of "nan", say) become null.
+// (a TRY_CAST of "nan", say) become null. The compiler casts every result
+// column to BIGINT, DOUBLE, BOOLEAN or VARCHAR, so nothing else comes.
 func value(v any) any {
-	switch v := v.(type) {
-	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil
-		}
-	case float32:
-		return value(float64(v))
-	case int32:
-		return int64(v)
-	case sql.RawBytes:
-		return string(v)
-	case []byte:
-		return string(v)
+	if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		return nil
 	}
 	return v
 }

@@ -450,7 +450,6 @@ func (t *txn) admit(ctx context.Context, d *dataset, events []herald.Event, errs
 		}
 		t.appends[d] = append(t.appends[d], e)
 	}
-	d.meta.RegularColumnsCount = len(d.order)
 	return nil
 }
 
