@@ -174,18 +174,10 @@ func (p *Provider) send(ctx context.Context, e *herald.Email, span trace.Span) h
 // destination reads the destination id names; ok is false, with the result
 // to return, when there is none to send to.
 func (p *Provider) destination(ctx context.Context, id string) (herald.Destination, herald.Result, bool) {
-	dest, err := p.cfg.Destinations.GetDestination(ctx, id)
+	dest, r, ok := provider.LookupDestination(ctx, p.cfg.Destinations, id, "pagerduty")
 	switch {
-	case herald.ErrorCode(err) == herald.ENOTFOUND:
-		return dest, herald.Result{Outcome: herald.OutcomeRejected, Reason: "no_destination",
-			Error: fmt.Sprintf("pagerduty: no destination %q", id)}, false
-	case err != nil:
-		// herald's own store failed, not the destination: try again later.
-		return dest, herald.Result{Outcome: herald.OutcomeTransient, Reason: "destination_lookup",
-			Error: fmt.Sprintf("pagerduty: read destination %q: %v", id, err)}, false
-	case dest.Type != "pagerduty":
-		return dest, herald.Result{Outcome: herald.OutcomeRejected, Reason: "no_destination",
-			Error: fmt.Sprintf("pagerduty: destination %q is a %s destination, not a pagerduty one", id, cmp.Or(dest.Type, "typeless"))}, false
+	case !ok:
+		return dest, r, false
 	case dest.Details.PagerDutyIntegrationKey == "":
 		return dest, herald.Result{Outcome: herald.OutcomeRejected, Reason: "no_destination", PartnerSide: true,
 			Error: fmt.Sprintf("pagerduty: destination %q has no integration key", id)}, false

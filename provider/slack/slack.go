@@ -187,20 +187,7 @@ func (p *Provider) send(ctx context.Context, e *herald.Email, span trace.Span) h
 // destination reads the destination id names; ok is false, with the result
 // to return, when there is none to send to.
 func (p *Provider) destination(ctx context.Context, id string) (herald.Destination, herald.Result, bool) {
-	dest, err := p.cfg.Destinations.GetDestination(ctx, id)
-	switch {
-	case herald.ErrorCode(err) == herald.ENOTFOUND:
-		return dest, herald.Result{Outcome: herald.OutcomeRejected, Reason: "no_destination",
-			Error: fmt.Sprintf("slack: no destination %q", id)}, false
-	case err != nil:
-		// herald's own store failed, not the destination: try again later.
-		return dest, herald.Result{Outcome: herald.OutcomeTransient, Reason: "destination_lookup",
-			Error: fmt.Sprintf("slack: read destination %q: %v", id, err)}, false
-	case dest.Type != "slack":
-		return dest, herald.Result{Outcome: herald.OutcomeRejected, Reason: "no_destination",
-			Error: fmt.Sprintf("slack: destination %q is a %s destination, not a slack one", id, cmp.Or(dest.Type, "typeless"))}, false
-	}
-	return dest, herald.Result{}, true
+	return provider.LookupDestination(ctx, p.cfg.Destinations, id, "slack")
 }
 
 // Redact words an incoming webhook URL without its secret: the scheme, the

@@ -174,15 +174,9 @@ func (p *Provider) Send(ctx context.Context, e *herald.Email) herald.Result {
 // send does Send's work; it adds every value that must not leave it to
 // secrets as soon as it knows them, and returns the receiver's host.
 func (p *Provider) send(ctx context.Context, e *herald.Email, span trace.Span, secrets *[]string) (herald.Result, string) {
-	dest, err := p.cfg.Destinations.GetDestination(ctx, e.To)
-	switch {
-	case herald.ErrorCode(err) == herald.ENOTFOUND:
-		return rejected("no_destination", "webhook: destination %q does not exist", e.To), ""
-	case err != nil:
-		return herald.Result{Outcome: herald.OutcomeTransient, Reason: "destination_lookup",
-			Error: "webhook: look up destination: " + err.Error()}, ""
-	case dest.Type != "webhook":
-		return rejected("no_destination", "webhook: destination %q is a %s destination, not a webhook", e.To, dest.Type), ""
+	dest, r, ok := provider.LookupDestination(ctx, p.cfg.Destinations, e.To, "webhook")
+	if !ok {
+		return r, ""
 	}
 	det := dest.Details
 	*secrets = append(*secrets, det.WebhookSecret)
@@ -243,12 +237,12 @@ func (p *Provider) send(ctx context.Context, e *herald.Email, span trace.Span, s
 	x := provider.Do(p.http, req)
 	var forbidden *provider.ForbiddenAddressError
 	if errors.As(x.Err, &forbidden) {
-		r := rejected("forbidden_address", "webhook: refused to connect to %s (%s address, host %s): not in allow_networks",
+		r = rejected("forbidden_address", "webhook: refused to connect to %s (%s address, host %s): not in allow_networks",
 			forbidden.Addr, forbidden.Range, u.Hostname())
 		r.Request = summary
 		return r, host
 	}
-	r := Classify(x, deliveryID, p.cfg.Clock.Now())
+	r = Classify(x, deliveryID, p.cfg.Clock.Now())
 	r.Request = summary
 	return r, host
 }
