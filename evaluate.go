@@ -24,8 +24,9 @@ const (
 // next.
 type TriggerState struct {
 	// Triggered is true from the evaluation that fires to the one that
-	// resolves.
-	Triggered bool `json:"triggered"`
+	// resolves. A store keeps it once, beside the trigger (it is the
+	// trigger's "triggered"), not in the state's JSON.
+	Triggered bool `json:"-"`
 	// Breaches counts the breaching evaluations in a row.
 	Breaches int `json:"breaches"`
 	// Status is the last evaluation's status.

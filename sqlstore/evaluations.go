@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -76,34 +77,71 @@ type ScheduledTrigger struct {
 	LastEvaluatedAt *time.Time
 }
 
-// ScheduledTriggers returns every enabled trigger with its state.
+// ScheduledTriggers returns every enabled trigger with its state. The
+// scheduler asks every second, so a trigger's spec is read and decoded
+// again only when its version has moved; the rest is one narrow query.
 func (s *DB) ScheduledTriggers(ctx context.Context) ([]ScheduledTrigger, error) {
-	rows, err := s.QueryContext(ctx, `SELECT spec, triggered, state, last_evaluated_at FROM triggers ORDER BY id`)
+	type row struct {
+		id, state string
+		version   int64
+		triggered bool
+		last      sql.NullInt64
+	}
+	rows, err := s.QueryContext(ctx, `SELECT id, version, triggered, state, last_evaluated_at FROM triggers ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: scheduled triggers: %w", err)
 	}
-	defer rows.Close()
-	var out []ScheduledTrigger
+	var list []row
 	for rows.Next() {
-		var spec, state string
-		var triggered bool
-		var last sql.NullInt64
-		if err := rows.Scan(&spec, &triggered, &state, &last); err != nil {
+		var r row
+		if err := rows.Scan(&r.id, &r.version, &r.triggered, &r.state, &r.last); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("sqlstore: scheduled triggers: %w", err)
 		}
-		var st ScheduledTrigger
-		if err := json.Unmarshal([]byte(spec), &st.Trigger); err != nil {
-			return nil, fmt.Errorf("sqlstore: scheduled triggers: %w", err)
+		list = append(list, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: scheduled triggers: %w", err)
+	}
+
+	s.specMu.Lock()
+	defer s.specMu.Unlock()
+	specs := make(map[string]cachedSpec, len(list))
+	var out []ScheduledTrigger
+	for _, r := range list {
+		c, ok := s.specs[r.id]
+		if !ok || c.version != r.version {
+			var spec string
+			if err := s.QueryRowContext(ctx, `SELECT spec FROM triggers WHERE id = ?`, r.id).Scan(&spec); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					continue // deleted since the first query
+				}
+				return nil, fmt.Errorf("sqlstore: scheduled triggers: %w", err)
+			}
+			c = cachedSpec{version: r.version}
+			if err := json.Unmarshal([]byte(spec), &c.trigger); err != nil {
+				return nil, fmt.Errorf("sqlstore: scheduled triggers: trigger %s: %w", r.id, err)
+			}
 		}
-		if st.Trigger.Disabled {
+		specs[r.id] = c
+		if c.trigger.Disabled {
 			continue
 		}
-		if err := json.Unmarshal([]byte(state), &st.State); err != nil {
-			return nil, fmt.Errorf("sqlstore: scheduled triggers: %w", err)
+		st := ScheduledTrigger{Trigger: c.trigger, LastEvaluatedAt: nullTime(r.last)}
+		if err := json.Unmarshal([]byte(r.state), &st.State); err != nil {
+			return nil, fmt.Errorf("sqlstore: scheduled triggers: trigger %s: %w", r.id, err)
 		}
-		st.Trigger.Triggered, st.State.Triggered = triggered, triggered
-		st.LastEvaluatedAt = nullTime(last)
+		st.Trigger.Triggered, st.State.Triggered = r.triggered, r.triggered // the one copy
 		out = append(out, st)
 	}
-	return out, rows.Err()
+	s.specs = specs
+	return out, nil
+}
+
+// cachedSpec is a decoded trigger spec and the version it was read at.
+// Its Query and Threshold are shared by every caller: read only.
+type cachedSpec struct {
+	version int64
+	trigger herald.Trigger
 }

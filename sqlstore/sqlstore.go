@@ -33,6 +33,9 @@ type DB struct {
 	clock clock.Clock
 	stmts sync.Map // query text → *sql.Stmt
 	keys  sync.Map // string(hashKey(secret)) → cachedKey
+
+	specMu sync.Mutex
+	specs  map[string]cachedSpec // trigger id → its decoded spec, for the scheduler
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies

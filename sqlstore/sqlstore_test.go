@@ -238,3 +238,38 @@ func TestKeyRevokedElsewhereStopsWithinTTL(t *testing.T) {
 	_, err = db.AuthenticateAPIKey(ctx, secret)
 	require.Equal(t, herald.EUNAUTHORIZED, herald.ErrorCode(err))
 }
+
+// The scheduler's view follows every save, even two at the same instant.
+func TestScheduledTriggersFollowSaves(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _, _ := open(t)
+	tr, err := herald.Trigger{Name: "a", DatasetSlug: "d", Frequency: 60,
+		Query:     &herald.Query{Calculations: []herald.Calculation{{Op: "COUNT"}}},
+		Threshold: &herald.Threshold{Op: ">", Value: 1}}.Normalize()
+	require.NoError(t, err)
+	tr, err = db.SaveTrigger(ctx, tr)
+	require.NoError(t, err)
+	got, err := db.ScheduledTriggers(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, 1.0, got[0].Trigger.Threshold.Value)
+
+	tr.Threshold = &herald.Threshold{Op: ">", Value: 7, ExceededLimit: 1}
+	_, err = db.SaveTrigger(ctx, tr) // the fake clock has not moved
+	require.NoError(t, err)
+	got, err = db.ScheduledTriggers(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 7.0, got[0].Trigger.Threshold.Value)
+
+	tr.Disabled = true
+	_, err = db.SaveTrigger(ctx, tr)
+	require.NoError(t, err)
+	got, err = db.ScheduledTriggers(ctx)
+	require.NoError(t, err)
+	require.Empty(t, got)
+	require.NoError(t, db.DeleteTrigger(ctx, "d", tr.ID))
+	got, err = db.ScheduledTriggers(ctx)
+	require.NoError(t, err)
+	require.Empty(t, got)
+}

@@ -18,30 +18,48 @@ func (s *DB) CreateDestination(ctx context.Context, d herald.Destination) (heral
 	if err := d.Check(); err != nil {
 		return herald.Destination{}, err
 	}
-	existing, err := s.ListDestinations(ctx)
+	id, err := equalDestination(ctx, s.DB, d)
 	if err != nil {
-		return herald.Destination{}, err
+		return herald.Destination{}, fmt.Errorf("sqlstore: create recipient: %w", err)
 	}
-	for _, e := range existing {
-		if e.Type == d.Type && sameDetails(e.Details, d.Details) {
-			return herald.Destination{}, &herald.Error{Code: herald.ECONFLICT, Message: fmt.Sprintf("recipient %s already exists", e.ID),
-				Fields: []herald.FieldError{{Field: "details", Code: "already_exists", Description: "an equal recipient is " + e.ID}}}
-		}
+	if id != "" {
+		return herald.Destination{}, &herald.Error{Code: herald.ECONFLICT, Message: fmt.Sprintf("recipient %s already exists", id),
+			Fields: []herald.FieldError{{Field: "details", Code: "already_exists", Description: "an equal recipient is " + id}}}
 	}
-	now := time.Unix(0, s.now()).UTC()
-	d.ID, d.CreatedAt, d.UpdatedAt = herald.NewID("rcp_", now), now, now
-	details, _ := json.Marshal(d.Details)
-	if _, err := s.ExecContext(ctx, `INSERT INTO destinations (id, type, details, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
-		d.ID, d.Type, string(details), now.UnixNano(), now.UnixNano()); err != nil {
+	if err := s.insertDestination(ctx, s.DB, &d); err != nil {
 		return herald.Destination{}, fmt.Errorf("sqlstore: create recipient: %w", err)
 	}
 	return d, nil
 }
 
-func sameDetails(a, b herald.DestinationDetails) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return string(x) == string(y)
+// execQuerier is a *sql.DB or a *sql.Tx.
+type execQuerier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// equalDestination returns the id of the destination equal to d (same type
+// and details), or "" for none. Details are stored as their JSON, which
+// encoding/json writes the same for equal values.
+func equalDestination(ctx context.Context, q execQuerier, d herald.Destination) (string, error) {
+	details, _ := json.Marshal(d.Details)
+	var id string
+	err := q.QueryRowContext(ctx, `SELECT id FROM destinations WHERE type = ? AND details = ? ORDER BY id LIMIT 1`,
+		d.Type, string(details)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
+// insertDestination stores d, giving it an id and its times.
+func (s *DB) insertDestination(ctx context.Context, q execQuerier, d *herald.Destination) error {
+	now := time.Unix(0, s.now()).UTC()
+	d.ID, d.CreatedAt, d.UpdatedAt = herald.NewID("rcp_", now), now, now
+	details, _ := json.Marshal(d.Details)
+	_, err := q.ExecContext(ctx, `INSERT INTO destinations (id, type, details, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+		d.ID, d.Type, string(details), now.UnixNano(), now.UnixNano())
+	return err
 }
 
 // GetDestination returns the destination with id, or ENOTFOUND.
@@ -155,34 +173,17 @@ func (s *DB) resolveRecipients(ctx context.Context, tx *sql.Tx, t *herald.Trigge
 		if err := d.Check(); err != nil {
 			return herald.Invalid(fmt.Sprintf("recipients[%d].target", i), "invalid", "%v", err)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, details FROM destinations WHERE type = ? ORDER BY id`, r.Type)
+		id, err := equalDestination(ctx, tx, d)
 		if err != nil {
 			return fmt.Errorf("sqlstore: trigger recipients: %w", err)
 		}
-		for rows.Next() {
-			var id, details string
-			if err := rows.Scan(&id, &details); err != nil {
-				rows.Close()
-				return err
-			}
-			var det herald.DestinationDetails
-			json.Unmarshal([]byte(details), &det)
-			if sameDetails(det, d.Details) {
-				t.Recipients[i].ID = id
-				break
-			}
-		}
-		rows.Close()
-		if t.Recipients[i].ID == "" {
-			now := time.Unix(0, s.now()).UTC()
-			id := herald.NewID("rcp_", now)
-			details, _ := json.Marshal(d.Details)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO destinations (id, type, details, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
-				id, d.Type, string(details), now.UnixNano(), now.UnixNano()); err != nil {
+		if id == "" {
+			if err := s.insertDestination(ctx, tx, &d); err != nil {
 				return fmt.Errorf("sqlstore: trigger recipients: %w", err)
 			}
-			t.Recipients[i].ID = id
+			id = d.ID
 		}
+		t.Recipients[i].ID = id
 	}
 	return nil
 }
@@ -214,7 +215,7 @@ func (s *DB) SaveTrigger(ctx context.Context, t herald.Trigger) (herald.Trigger,
 		}
 		spec, _ := json.Marshal(t)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO triggers (id, dataset, spec, triggered, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
+			ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at, version = triggers.version + 1`,
 			t.ID, t.DatasetSlug, string(spec), t.Triggered, t.CreatedAt.UnixNano(), now.UnixNano()); err != nil {
 			return err
 		}
