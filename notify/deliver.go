@@ -305,8 +305,13 @@ func (s *Service) record(ctx context.Context, d *herald.Delivery, a *herald.Atte
 		return "", 0, err
 	}
 	d.PossibleDuplicates, d.LastOutcome = cur.PossibleDuplicates, cur.LastOutcome
-	if cur.State == herald.StateAccepted || cur.State == herald.StateFailed {
-		s.metrics.finished.WithLabelValues(d.Channel, string(cur.State)).Inc()
+	switch cur.State {
+	case herald.StateFailed:
+		s.metrics.finished.WithLabelValues(d.Channel, string(herald.StateFailed)).Inc()
+	case herald.StateAccepted, herald.StateDelivered, herald.StateBounced, herald.StateDropped:
+		// Accepted; a partner event that was waiting for this record may
+		// already have moved it on.
+		s.metrics.finished.WithLabelValues(d.Channel, string(herald.StateAccepted)).Inc()
 	}
 	return cur.State, wait, nil
 }

@@ -13,7 +13,6 @@ import (
 // ReconcileStore is what the reconciler needs of the state store;
 // *sqlstore.DB implements it.
 type ReconcileStore interface {
-	ApplyPendingEvents(ctx context.Context, maxAge time.Duration) (int, error)
 	Unconfirm(ctx context.Context, partner string, within time.Duration, now time.Time) ([]string, error)
 }
 
@@ -27,18 +26,14 @@ type ReconcilerConfig struct {
 	// Resend, when set, is called for each delivery made unconfirmed:
 	// Service.Resend sends it again through the channel's next partner.
 	Resend func(ctx context.Context, deliveryID string) (bool, error)
-	// PendingMaxAge is how long an event that matched no accepted
-	// delivery is retried. Defaults to 24h.
-	PendingMaxAge time.Duration
 	// Clock defaults to clock.Real().
 	Clock  clock.Clock
 	Logger *slog.Logger
 }
 
-// Reconciler closes the loop on accepted deliveries: it applies partner
-// events that arrived before their delivery's accepted record, and turns
-// an accepted delivery that no final event confirmed by its partner's
-// deadline into unconfirmed — a failure, not a silent success.
+// Reconciler closes the loop on accepted deliveries: it turns an accepted
+// delivery that no final event confirmed by its partner's deadline into
+// unconfirmed — a failure, not a silent success.
 type Reconciler struct {
 	cfg ReconcilerConfig
 }
@@ -47,9 +42,6 @@ type Reconciler struct {
 func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("notify: reconciler: Store is required")
-	}
-	if cfg.PendingMaxAge == 0 {
-		cfg.PendingMaxAge = 24 * time.Hour
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
@@ -63,9 +55,6 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 // Tick runs one pass at now and returns the deliveries it made
 // unconfirmed.
 func (r *Reconciler) Tick(ctx context.Context, now time.Time) ([]string, error) {
-	if _, err := r.cfg.Store.ApplyPendingEvents(ctx, r.cfg.PendingMaxAge); err != nil {
-		return nil, err
-	}
 	partners := make([]string, 0, len(r.cfg.Deadlines))
 	for p := range r.cfg.Deadlines {
 		partners = append(partners, p)

@@ -19,7 +19,8 @@ type EventResult struct {
 	DeliveryID string
 	// Applied: the event moved or was recorded on its delivery. An event
 	// for a delivery whose accepted attempt is not recorded yet (it
-	// arrived first) is kept and applied by ApplyPendingEvents.
+	// arrived first) is kept, and applied in the same transaction that
+	// records the accepted attempt.
 	Applied bool
 	// State is the delivery's state after the event.
 	State herald.DeliveryState
@@ -38,8 +39,8 @@ func (s *DB) ApplyPartnerEvent(ctx context.Context, partner string, ev herald.Pa
 	var res EventResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		record, _ := json.Marshal(ev)
-		r, err := tx.ExecContext(ctx, `INSERT INTO partner_events (partner, event_id, type, applied, received_at, record)
-			VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (partner, event_id) DO NOTHING`, partner, ev.EventID, ev.Type, s.now(), string(record))
+		r, err := tx.ExecContext(ctx, `INSERT INTO partner_events (partner, event_id, type, applied, received_at, record, message_id)
+			VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (partner, event_id) DO NOTHING`, partner, ev.EventID, ev.Type, s.now(), string(record), ev.MessageID)
 		if err != nil {
 			return err
 		}
@@ -110,47 +111,42 @@ func (s *DB) applyEvent(ctx context.Context, tx *sql.Tx, partner string, ev hera
 	return res, err
 }
 
-// ApplyPendingEvents applies the events kept because they arrived before
-// their delivery's accepted attempt was recorded (or before any delivery
-// matched), and gives up on those older than maxAge. It returns how many
-// it applied.
-func (s *DB) ApplyPendingEvents(ctx context.Context, maxAge time.Duration) (int, error) {
-	rows, err := s.QueryContext(ctx, `SELECT partner, record FROM partner_events WHERE applied = 0 AND received_at >= ? ORDER BY received_at`,
-		s.now()-int64(maxAge))
+// applyWaiting applies, inside tx, the events that arrived before d's
+// accepted attempt was recorded: those already matched to d, and those
+// carrying the message id d's partner just gave.
+func (s *DB) applyWaiting(ctx context.Context, tx *sql.Tx, d *herald.Delivery) error {
+	rows, err := tx.QueryContext(ctx, `SELECT partner, record FROM partner_events WHERE applied = 0
+		AND (delivery_id = ? OR (partner = ? AND message_id = ? AND message_id != '')) ORDER BY received_at`,
+		d.ID, d.Partner, d.PartnerMessageID)
 	if err != nil {
-		return 0, fmt.Errorf("sqlstore: pending events: %w", err)
+		return err
 	}
-	type pending struct {
+	type waiting struct {
 		partner string
 		ev      herald.PartnerEvent
 	}
-	var list []pending
+	var list []waiting
 	for rows.Next() {
-		var p pending
+		var w waiting
 		var record string
-		if err := rows.Scan(&p.partner, &record); err != nil {
+		if err := rows.Scan(&w.partner, &record); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("sqlstore: pending events: %w", err)
+			return err
 		}
-		if json.Unmarshal([]byte(record), &p.ev) == nil {
-			list = append(list, p)
+		if json.Unmarshal([]byte(record), &w.ev) == nil {
+			list = append(list, w)
 		}
 	}
 	rows.Close()
-	applied := 0
-	for _, p := range list {
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			res, err := s.applyEvent(ctx, tx, p.partner, p.ev)
-			if res.Applied {
-				applied++
-			}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, w := range list {
+		if _, err := s.applyEvent(ctx, tx, w.partner, w.ev); err != nil {
 			return err
-		})
-		if err != nil {
-			return applied, fmt.Errorf("sqlstore: pending events: %w", err)
 		}
 	}
-	return applied, nil
+	return nil
 }
 
 // Unconfirm moves to unconfirmed every delivery accepted by partner more

@@ -74,20 +74,30 @@ func TestPartnerEvents(t *testing.T) {
 	require.Empty(t, res.DeliveryID)
 
 	// An event that arrives before the accepted attempt is recorded waits,
-	// then applies.
+	// then applies in the transaction that records it — once.
 	res, err = db.ApplyPartnerEvent(ctx, "sendgrid-main", herald.PartnerEvent{EventID: "e5", Type: herald.PartnerDelivered, PartnerType: "delivered", DeliveryID: "n1-d2"})
 	require.NoError(t, err)
 	require.False(t, res.Applied)
 	accept(t, db, "n1-d2", "sendgrid-main", "msg-2")
-	n, err := db.ApplyPendingEvents(ctx, time.Hour)
-	require.NoError(t, err)
-	require.Equal(t, 1, n)
 	d, err := db.GetDelivery(ctx, "n1-d2")
 	require.NoError(t, err)
 	require.Equal(t, herald.StateDelivered, d.State)
-	n, err = db.ApplyPendingEvents(ctx, time.Hour)
+	tr, err = db.Transitions(ctx, "n1-d2")
 	require.NoError(t, err)
-	require.Zero(t, n, "applied once")
+	require.Equal(t, herald.StateDelivered, tr[len(tr)-1].To)
+	require.Len(t, tr, 4, "created, sending, accepted, delivered: applied once")
+
+	// One known only by the partner's message id waits for the attempt
+	// that records that id.
+	_, _, err = db.CreateNotification(ctx, notification("n3", "d@example.com"), "h", noEnqueue)
+	require.NoError(t, err)
+	res, err = db.ApplyPartnerEvent(ctx, "sendgrid-main", herald.PartnerEvent{EventID: "e6", Type: herald.PartnerBounced, PartnerType: "bounce", MessageID: "msg-3"})
+	require.NoError(t, err)
+	require.Empty(t, res.DeliveryID)
+	accept(t, db, "n3-d0", "sendgrid-main", "msg-3")
+	d, err = db.GetDelivery(ctx, "n3-d0")
+	require.NoError(t, err)
+	require.Equal(t, herald.StateBounced, d.State)
 }
 
 func TestUnconfirmAtTheDeadline(t *testing.T) {

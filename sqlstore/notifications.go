@@ -330,6 +330,15 @@ func (s *DB) Update(ctx context.Context, id string, decide func(d *herald.Delive
 			d.RoundStartedAt.UnixNano(), now, d.PinnedPartner, id); err != nil {
 			return err
 		}
+		if c.To == herald.StateAccepted {
+			if err := s.applyWaiting(ctx, tx, &d); err != nil {
+				return err
+			}
+			// An event that was waiting may have moved it on.
+			if err := s.q(tx).QueryRowContext(ctx, `SELECT state, reason FROM deliveries WHERE id = ?`, id).Scan(&d.State, &d.Reason); err != nil {
+				return err
+			}
+		}
 		if a := c.Attempt; a != nil {
 			rl, _ := json.Marshal(a.RateLimit)
 			if _, err := s.q(tx).ExecContext(ctx, qInsertAttempt,
