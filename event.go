@@ -109,7 +109,8 @@ func DatasetSlug(name string) string {
 }
 
 // ValidDatasetName returns an EINVALID error unless name can name a
-// dataset: 1–255 characters, no slash, not the reserved __all__.
+// dataset: 1–255 characters, no slash, not the reserved __all__ or
+// __deliveries__.
 func ValidDatasetName(name string) error {
 	switch {
 	case strings.TrimSpace(name) == "":
@@ -120,6 +121,8 @@ func ValidDatasetName(name string) error {
 		return Invalid("name", "invalid", "a dataset name may not contain a slash")
 	case strings.EqualFold(name, AllDatasets):
 		return Invalid("name", "invalid", "%s is reserved: it means every dataset", AllDatasets)
+	case strings.EqualFold(name, DeliveryDataset):
+		return Invalid("name", "invalid", "%s is reserved: it holds herald's delivery SLOs", DeliveryDataset)
 	}
 	return nil
 }

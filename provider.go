@@ -130,6 +130,42 @@ type Alert struct {
 	Dataset string `json:"dataset"`
 	// EvaluationID names the evaluation that caused the alert.
 	EvaluationID string `json:"evaluation_id,omitempty"`
+	// SLO describes a burn alert's SLO and what it saw (herald's); nil
+	// for a trigger's alert.
+	SLO *SLOAlert `json:"slo,omitempty"`
+}
+
+// SLOAlert is what a burn alert's notification says about its SLO: what a
+// person needs to judge it without opening anything else.
+type SLOAlert struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Dataset string `json:"dataset"`
+	// Channel is the delivery channel a built-in delivery SLO watches.
+	Channel       string  `json:"channel,omitempty"`
+	TargetPercent float64 `json:"target_percent"`
+	BurnAlertID   string  `json:"burn_alert_id"`
+	AlertType     string  `json:"alert_type"`
+	Severity      string  `json:"severity"`
+	// Windows are the burn rates of the windows the alert reads.
+	Windows []WindowBurn `json:"windows"`
+	// BudgetRemainingPercent may be negative: the budget is overspent.
+	BudgetRemainingPercent float64 `json:"budget_remaining_percent"`
+	// TopFailures are the most frequent partners and reasons of the bad
+	// judgements in the alert's longest window (delivery SLOs).
+	TopFailures []FailureCount `json:"top_failures,omitempty"`
+	// FailuresURL lists the failing deliveries (delivery SLOs).
+	FailuresURL string `json:"failures_url,omitempty"`
+	SLOURL      string `json:"slo_url,omitempty"`
+}
+
+// WindowBurn is the burn rate of one window, with the counts behind it.
+type WindowBurn struct {
+	Window    string  `json:"window"`
+	BurnRate  float64 `json:"burn_rate"`
+	Threshold float64 `json:"threshold,omitempty"`
+	Good      int64   `json:"good"`
+	Bad       int64   `json:"bad"`
 }
 
 // AlertGroup is one group's value, with Honeycomb's capitalised keys.

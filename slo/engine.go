@@ -104,6 +104,46 @@ func (e *Engine) State(name string) State {
 	return ""
 }
 
+// Progress returns where the named alert (NoDataAlert included) is in its
+// lifecycle: its state, when pending began, and how many consecutive false
+// evaluations it has had while firing. ok is false for an unknown name.
+func (e *Engine) Progress(name string) (st State, since time.Time, falses int, ok bool) {
+	a := e.alert(name)
+	if a == nil {
+		return "", time.Time{}, 0, false
+	}
+	return a.state, a.since, a.falses, true
+}
+
+// Restore sets where the named alert is in its lifecycle, as Progress
+// reported it, so a restarted engine resumes instead of starting over. It
+// reports false for an unknown name or state.
+func (e *Engine) Restore(name string, st State, since time.Time, falses int) bool {
+	a := e.alert(name)
+	switch st {
+	case StateOK, StatePending, StateFiring, StateResolving:
+	default:
+		return false
+	}
+	if a == nil {
+		return false
+	}
+	a.state, a.since, a.falses = st, since, falses
+	return true
+}
+
+func (e *Engine) alert(name string) *alertState {
+	if name == NoDataAlert {
+		return &e.noData
+	}
+	for i, a := range e.slo.Alerts {
+		if a.Name == name {
+			return &e.states[i]
+		}
+	}
+	return nil
+}
+
 // Last returns the snapshot of the named alert at the latest evaluation
 // (NoDataAlert included), and false for an unknown name.
 func (e *Engine) Last(name string) (Snapshot, bool) {

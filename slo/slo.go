@@ -76,7 +76,7 @@ type BurnAlert struct {
 
 	// Horizon defines an exhaustion_time alert: fire when the remaining
 	// budget, spent at the burn rate of the last Horizon/4, lasts less than
-	// Horizon.
+	// Horizon. Zero fires when the budget is spent.
 	Horizon time.Duration
 
 	// For is how long the condition must hold before firing. Zero fires at
@@ -214,8 +214,8 @@ func Validate(s SLO) (warnings []string, err error) {
 				return nil, fmt.Errorf("%w: alert %q: decrease %v%% not in (0, 100]", ErrInvalid, a.Name, a.DecreasePct)
 			}
 		case KindExhaustionTime:
-			if a.Horizon <= 0 {
-				return nil, fmt.Errorf("%w: alert %q: horizon must be positive", ErrInvalid, a.Name)
+			if a.Horizon < 0 {
+				return nil, fmt.Errorf("%w: alert %q: horizon cannot be negative", ErrInvalid, a.Name)
 			}
 		default:
 			return nil, fmt.Errorf("%w: alert %q: unknown kind %q", ErrInvalid, a.Name, a.Kind)

@@ -95,10 +95,17 @@ func jsonOrEmpty[T any](v *T) string {
 	return string(b)
 }
 
+// insertTransition records a state change of delivery id and, the first
+// time it reaches a final state, its judgement for the delivery SLOs.
 func (s *DB) insertTransition(ctx context.Context, tx *sql.Tx, id string, from, to herald.DeliveryState, cause string, at int64) error {
-	_, err := s.q(tx).ExecContext(ctx, qInsertTransition,
-		id, from, to, cause, at)
-	return err
+	if _, err := s.q(tx).ExecContext(ctx, qInsertTransition, id, from, to, cause, at); err != nil {
+		return err
+	}
+	if j := herald.Judge(to); j != "" && from != to {
+		_, err := s.q(tx).ExecContext(ctx, `UPDATE deliveries SET judged_at = ?, judgement = ? WHERE id = ? AND judged_at IS NULL`, at, j, id)
+		return err
+	}
+	return nil
 }
 
 // GetNotification returns the notification with id and its deliveries.

@@ -124,15 +124,16 @@ func (s *DB) UpdateDestination(ctx context.Context, d herald.Destination) (heral
 	return d, nil
 }
 
-// DeleteDestination deletes a destination no trigger uses. Returns
-// ENOTFOUND, or ECONFLICT while a trigger uses it.
+// DeleteDestination deletes a destination no trigger or burn alert uses.
+// Returns ENOTFOUND, or ECONFLICT while one uses it.
 func (s *DB) DeleteDestination(ctx context.Context, id string) error {
-	var uses int
-	if err := s.QueryRowContext(ctx, `SELECT COUNT(*) FROM trigger_destinations WHERE destination_id = ?`, id).Scan(&uses); err != nil {
+	var triggers, alerts int
+	if err := s.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM trigger_destinations WHERE destination_id = ?),
+		(SELECT COUNT(*) FROM burn_alert_destinations WHERE destination_id = ?)`, id, id).Scan(&triggers, &alerts); err != nil {
 		return fmt.Errorf("sqlstore: delete recipient: %w", err)
 	}
-	if uses > 0 {
-		return herald.Errorf(herald.ECONFLICT, "recipient %s is used by %d trigger(s)", id, uses)
+	if triggers+alerts > 0 {
+		return herald.Errorf(herald.ECONFLICT, "recipient %s is used by %d trigger(s) and %d burn alert(s)", id, triggers, alerts)
 	}
 	res, err := s.ExecContext(ctx, `DELETE FROM destinations WHERE id = ?`, id)
 	if err != nil {
@@ -144,18 +145,18 @@ func (s *DB) DeleteDestination(ctx context.Context, id string) error {
 	return nil
 }
 
-// resolveRecipients gives every recipient of t an id: a {type, target}
+// resolveRecipients gives every recipient an id: a {type, target}
 // recipient is matched to an existing destination or created, as
 // Honeycomb does, and the answer carries id, type and target.
-func (s *DB) resolveRecipients(ctx context.Context, tx *sql.Tx, t *herald.Trigger) error {
-	for i, r := range t.Recipients {
+func (s *DB) resolveRecipients(ctx context.Context, tx *sql.Tx, rs []herald.TriggerRecipient) error {
+	for i, r := range rs {
 		if r.ID != "" {
 			var typ string
 			if err := tx.QueryRowContext(ctx, `SELECT type FROM destinations WHERE id = ?`, r.ID).Scan(&typ); err != nil {
 				if errors.Is(err, sql.ErrNoRows) {
 					return herald.Invalid(fmt.Sprintf("recipients[%d].id", i), "invalid", "no recipient %q", r.ID)
 				}
-				return fmt.Errorf("sqlstore: trigger recipients: %w", err)
+				return fmt.Errorf("sqlstore: recipients: %w", err)
 			}
 			continue
 		}
@@ -175,15 +176,15 @@ func (s *DB) resolveRecipients(ctx context.Context, tx *sql.Tx, t *herald.Trigge
 		}
 		id, err := equalDestination(ctx, tx, d)
 		if err != nil {
-			return fmt.Errorf("sqlstore: trigger recipients: %w", err)
+			return fmt.Errorf("sqlstore: recipients: %w", err)
 		}
 		if id == "" {
 			if err := s.insertDestination(ctx, tx, &d); err != nil {
-				return fmt.Errorf("sqlstore: trigger recipients: %w", err)
+				return fmt.Errorf("sqlstore: recipients: %w", err)
 			}
 			id = d.ID
 		}
-		t.Recipients[i].ID = id
+		rs[i].ID = id
 	}
 	return nil
 }
@@ -210,7 +211,7 @@ func (s *DB) SaveTrigger(ctx context.Context, t herald.Trigger) (herald.Trigger,
 			t.CreatedAt, t.Triggered = time.Unix(0, created).UTC(), triggered
 		}
 		t.UpdatedAt = now
-		if err := s.resolveRecipients(ctx, tx, &t); err != nil {
+		if err := s.resolveRecipients(ctx, tx, t.Recipients); err != nil {
 			return err
 		}
 		spec, _ := json.Marshal(t)

@@ -357,6 +357,9 @@ func Event(routingKey string, e *herald.Email, now time.Time) (EventBody, error)
 		"result_groups_triggered": groups[:min(len(groups), maxGroups)],
 		"is_test":                 a.IsTest,
 	}
+	if a.SLO != nil {
+		details["slo"] = a.SLO
+	}
 	if len(groups) > maxGroups {
 		details["result_groups_omitted"] = len(groups) - maxGroups
 	}
