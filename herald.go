@@ -170,8 +170,13 @@ type Delivery struct {
 	// PossibleDuplicates counts attempts whose outcome was unknown and
 	// that were followed by another attempt: the recipient may have the
 	// message more than once.
-	PossibleDuplicates int       `json:"possible_duplicates"`
-	AttemptLog         []Attempt `json:"attempts,omitempty"`
+	PossibleDuplicates int `json:"possible_duplicates"`
+	// Judgement is what the delivery counts for in its channel's delivery
+	// SLO, set once, at JudgedAt: when it first reached a final state, was
+	// accepted where nothing confirms, or passed its channel's deadline.
+	Judgement  Judgement  `json:"judgement,omitempty"`
+	JudgedAt   *time.Time `json:"judged_at,omitempty"`
+	AttemptLog []Attempt  `json:"attempts,omitempty"`
 	// RoundAttempts is the number of attempts made before the current
 	// round of sending, and RoundStartedAt when it began: the retry
 	// policy's limits apply per round, and an operator's retry of a failed

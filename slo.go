@@ -350,12 +350,3 @@ type BurnAlertStatus struct {
 	Severity string       `json:"severity"`
 	Windows  []WindowBurn `json:"windows"`
 }
-
-// SLIMinute is how many events of one minute an SLI judged good (true),
-// bad (false) and excluded (null), weighted by sample rate.
-type SLIMinute struct {
-	Minute   time.Time
-	Good     int64
-	Bad      int64
-	Excluded int64
-}

@@ -176,14 +176,24 @@ func handleGetDelivery(d Deps) http.Handler {
 func handleListDeliveries(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		f := sqlstore.DeliveryFilter{State: herald.DeliveryState(q.Get("state")), Partner: q.Get("partner")}
+		f := sqlstore.DeliveryFilter{State: herald.DeliveryState(q.Get("state")), Partner: q.Get("partner"),
+			Channel: q.Get("channel"), Judgement: herald.Judgement(q.Get("judgement"))}
 		if f.State != "" && !f.State.Valid() {
 			writeError(w, r, d.Logger, herald.Invalid("state", "invalid", "unknown delivery state %q", f.State))
+			return
+		}
+		switch f.Judgement {
+		case "", herald.JudgedGood, herald.JudgedBad, herald.JudgedExcluded:
+		default:
+			writeError(w, r, d.Logger, herald.Invalid("judgement", "invalid", "good, bad or excluded"))
 			return
 		}
 		var err error
 		if f.Since, err = timeParam(q.Get("since"), "since"); err == nil {
 			f.Until, err = timeParam(q.Get("until"), "until")
+		}
+		if err == nil {
+			f.JudgedSince, err = timeParam(q.Get("judged_since"), "judged_since")
 		}
 		if err == nil && q.Get("limit") != "" {
 			f.Limit, err = strconv.Atoi(q.Get("limit"))

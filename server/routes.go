@@ -52,6 +52,18 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("PUT /1/markers/{dataset}/{id}", config(handleMarkers(d)))
 	mux.Handle("DELETE /1/markers/{dataset}/{id}", config(handleMarkers(d)))
 
+	mux.Handle("GET /1/slos/{dataset}", config(handleListSLOs(d)))
+	mux.Handle("POST /1/slos/{dataset}", config(handleCreateSLO(d)))
+	mux.Handle("GET /1/slos/{dataset}/{id}", config(handleGetSLO(d)))
+	mux.Handle("PUT /1/slos/{dataset}/{id}", config(handleUpdateSLO(d)))
+	mux.Handle("DELETE /1/slos/{dataset}/{id}", config(handleDeleteSLO(d)))
+	mux.Handle("GET /1/slos/{dataset}/{id}/history", config(handleSLOHistory(d)))
+	mux.Handle("GET /1/burn_alerts/{dataset}", config(handleListBurnAlerts(d)))
+	mux.Handle("POST /1/burn_alerts/{dataset}", config(handleCreateBurnAlert(d)))
+	mux.Handle("GET /1/burn_alerts/{dataset}/{id}", config(handleGetBurnAlert(d)))
+	mux.Handle("PUT /1/burn_alerts/{dataset}/{id}", config(handleUpdateBurnAlert(d)))
+	mux.Handle("DELETE /1/burn_alerts/{dataset}/{id}", config(handleDeleteBurnAlert(d)))
+
 	mux.Handle("GET /1/canaries", config(handleCanaries(d)))
 
 	// Partners authenticate by their own signatures, not herald keys.

@@ -79,6 +79,8 @@ type Deps struct {
 	PartnerEvents  EventSink
 	HookMetrics    *HookMetrics
 	Canaries       CanaryReader
+	SLOs           SLOs
+	SLOEngine      SLOEngine
 	Clock          clock.Clock
 	Metrics        http.Handler
 	Ready          func(ctx context.Context) error

@@ -155,7 +155,8 @@ func (s *DB) Notification(ctx context.Context, id string) (*herald.Notification,
 }
 
 const deliveryColumns = `id, notification_id, channel, recipient_type, recipient_target, state, reason, partner, partner_message_id,
-	attempts, last_outcome, possible_duplicates, next_attempt_at, lease_until, round_attempts, round_started_at, created_at, updated_at, options, pinned_partner`
+	attempts, last_outcome, possible_duplicates, next_attempt_at, lease_until, round_attempts, round_started_at, created_at, updated_at, options, pinned_partner,
+	judged_at, judgement`
 
 func (s *DB) queryDeliveries(ctx context.Context, where string, args ...any) ([]herald.Delivery, error) {
 	return queryDeliveries(ctx, s.q(nil), where, args...)
@@ -174,11 +175,12 @@ func queryDeliveries(ctx context.Context, q querier, where string, args ...any) 
 	out := []herald.Delivery{}
 	for rows.Next() {
 		var d herald.Delivery
-		var next, lease sql.NullInt64
+		var next, lease, judged sql.NullInt64
 		var created, updated, round int64
 		var options string
 		if err := rows.Scan(&d.ID, &d.NotificationID, &d.Channel, &d.Recipient.Type, &d.Recipient.Target, &d.State, &d.Reason,
-			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.LastOutcome, &d.PossibleDuplicates, &next, &lease, &d.RoundAttempts, &round, &created, &updated, &options, &d.PinnedPartner); err != nil {
+			&d.Partner, &d.PartnerMessageID, &d.Attempts, &d.LastOutcome, &d.PossibleDuplicates, &next, &lease, &d.RoundAttempts, &round, &created, &updated, &options, &d.PinnedPartner,
+			&judged, &d.Judgement); err != nil {
 			return nil, fmt.Errorf("sqlstore: query deliveries: %w", err)
 		}
 		if options != "" {
@@ -190,7 +192,7 @@ func queryDeliveries(ctx context.Context, q querier, where string, args ...any) 
 		d.CreatedAt = time.Unix(0, created).UTC()
 		d.RoundStartedAt = time.Unix(0, round).UTC()
 		d.UpdatedAt = time.Unix(0, updated).UTC()
-		d.NextAttemptAt, d.LeaseUntil = nullTime(next), nullTime(lease)
+		d.NextAttemptAt, d.LeaseUntil, d.JudgedAt = nullTime(next), nullTime(lease), nullTime(judged)
 		out = append(out, d)
 	}
 	return out, rows.Err()
@@ -243,6 +245,11 @@ func (s *DB) attempts(ctx context.Context, deliveryID string) ([]herald.Attempt,
 type DeliveryFilter struct {
 	State   herald.DeliveryState
 	Partner string
+	Channel string
+	// Judgement keeps the deliveries judged so for the delivery SLOs;
+	// JudgedSince, when set, those judged at or after it.
+	Judgement   herald.Judgement
+	JudgedSince time.Time
 	// Since and Until bound the creation time: Since ≤ created < Until.
 	Since, Until time.Time
 	// Limit caps the result; 0 means 100. At most 1000.
@@ -258,6 +265,15 @@ func (s *DB) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]herald.Del
 	}
 	if f.Partner != "" {
 		where, args = append(where, "partner = ?"), append(args, f.Partner)
+	}
+	if f.Channel != "" {
+		where, args = append(where, "channel = ?"), append(args, f.Channel)
+	}
+	if f.Judgement != "" {
+		where, args = append(where, "judgement = ?"), append(args, f.Judgement)
+	}
+	if !f.JudgedSince.IsZero() {
+		where, args = append(where, "judged_at >= ?"), append(args, f.JudgedSince.UnixNano())
 	}
 	if !f.Since.IsZero() {
 		where, args = append(where, "created_at >= ?"), append(args, f.Since.UnixNano())
