@@ -49,7 +49,7 @@ func (s *Service) Deliver(ctx context.Context, deliveryID string) (time.Duration
 
 	partners := s.cfg.Channels[d.Channel]
 	if d.PinnedPartner != "" {
-		partners = slices.DeleteFunc(slices.Clone(partners), func(p herald.Provider) bool { return p.Name() != d.PinnedPartner })
+		partners = slices.DeleteFunc(slices.Concat(partners, s.cfg.Reserve[d.Channel]), func(p herald.Provider) bool { return p.Name() != d.PinnedPartner })
 	}
 	if len(partners) == 0 {
 		cause := "no partner is configured for channel " + d.Channel

@@ -45,6 +45,11 @@ type Config struct {
 	Enqueue sqlstore.EnqueueFunc
 	// Channels maps a channel ("email") to its partners in failover order.
 	Channels map[string][]herald.Provider
+	// Reserve maps a channel to partners outside its failover list, used
+	// only by deliveries pinned to them: the email fallback of the
+	// delivery SLOs' burn alerts, say, which must not share the path it
+	// reports on.
+	Reserve map[string][]herald.Provider
 	// Policy is the retry policy. See RetryPolicy for its defaults.
 	Policy RetryPolicy
 	// Breaker configures each partner's circuit breaker.
@@ -96,7 +101,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, clock: cfg.Clock, policy: cfg.Policy.WithDefaults(), metrics: cfg.Metrics,
 		tracer: cfg.TracerProvider.Tracer("herald/notify"), log: cfg.Logger, breakers: map[string]*breaker{},
 		recent: newNotificationCache(4096)}
-	for _, ps := range cfg.Channels {
+	for _, ps := range slices.Concat(slices.Collect(maps.Values(cfg.Channels)), slices.Collect(maps.Values(cfg.Reserve))) {
 		for _, p := range ps {
 			if _, dup := s.breakers[p.Name()]; !dup {
 				s.breakers[p.Name()] = newBreaker(cfg.Breaker, cfg.Clock)

@@ -32,6 +32,26 @@ func (s *DB) CreateDestination(ctx context.Context, d herald.Destination) (heral
 	return d, nil
 }
 
+// EnsureDestination returns the destination equal to d (same type and
+// details), creating it if there is none: for recipients herald's
+// configuration names, which must not multiply at each start.
+func (s *DB) EnsureDestination(ctx context.Context, d herald.Destination) (herald.Destination, error) {
+	if err := d.Check(); err != nil {
+		return herald.Destination{}, err
+	}
+	id, err := equalDestination(ctx, s.DB, d)
+	if err != nil {
+		return herald.Destination{}, fmt.Errorf("sqlstore: ensure recipient: %w", err)
+	}
+	if id != "" {
+		return s.GetDestination(ctx, id)
+	}
+	if err := s.insertDestination(ctx, s.DB, &d); err != nil {
+		return herald.Destination{}, fmt.Errorf("sqlstore: ensure recipient: %w", err)
+	}
+	return d, nil
+}
+
 // execQuerier is a *sql.DB or a *sql.Tx.
 type execQuerier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
