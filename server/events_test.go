@@ -66,8 +66,13 @@ func setupEvents(t testing.TB, cfg eventstore.Config) *eventsBundle {
 	eval, err := notify.NewEvaluator(notify.EvaluatorConfig{Store: db, Events: events, Clock: clock.NewFake(t0),
 		Enqueue: func(context.Context, *sql.Tx, []string) error { return nil }})
 	require.NoError(t, err)
+	slos, err := notify.NewSLOs(notify.SLOsConfig{Store: db, Events: events, Clock: clock.NewFake(t0), Logger: slog.New(slog.DiscardHandler),
+		Enqueue: func(context.Context, *sql.Tx, []string) error { return nil }})
+	require.NoError(t, err)
+	require.NoError(t, slos.EnsureDeliverySLOs(ctx))
 	h := server.NewServer(server.Deps{Logger: slog.New(slog.DiscardHandler), Keys: db, Notifier: svc, Reader: db,
-		Events: events, Queries: db, Triggers: db, Evaluations: db, Evaluator: eval, Markers: db, PartnerEvents: db, Clock: clock.NewFake(t0), Metrics: http.NotFoundHandler()})
+		Events: events, Queries: db, Triggers: db, Evaluations: db, Evaluator: eval, Markers: db, PartnerEvents: db,
+		SLOs: db, SLOEngine: slos, Clock: clock.NewFake(t0), Metrics: http.NotFoundHandler()})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &eventsBundle{url: srv.URL, key: key, ingest: ingest, events: events}

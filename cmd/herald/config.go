@@ -52,6 +52,55 @@ type Config struct {
 		// to prove as well.
 		Recipients []string `yaml:"recipients"`
 	} `yaml:"canaries"`
+	SLOs SLOsConfig `yaml:"slos"`
+}
+
+// SLOsConfig configures the built-in delivery SLOs, where their burn
+// alerts go, and the heartbeat. See docs/slos.md.
+type SLOsConfig struct {
+	Delivery struct {
+		// Channels are the channels with delivery SLOs. Defaults to all:
+		// email, webhook, slack and pagerduty.
+		Channels []string `yaml:"channels"`
+		// Target is the availability target in percent. Defaults to 99.9.
+		Target float64 `yaml:"target"`
+		// LatencyTarget is the latency target in percent. Defaults to 99.
+		LatencyTarget float64 `yaml:"latency_target"`
+		// PeriodDays defaults to 30.
+		PeriodDays int `yaml:"period_days"`
+		// FinalWithin is, per channel, how long after its creation a
+		// delivery must reach a final state before it counts as bad.
+		// Defaults to 1h for email and 15m for the others.
+		FinalWithin map[string]Duration `yaml:"final_within"`
+		// LatencyWithin is, per channel, the latency SLI's threshold.
+		// Defaults to 5m for email and 1m for the others.
+		LatencyWithin map[string]Duration `yaml:"latency_within"`
+	} `yaml:"delivery"`
+	// Fallback lists where the delivery SLOs' burn alerts go; each SLO's
+	// go to the first that does not travel the channel it watches.
+	Fallback  []FallbackConfig `yaml:"fallback"`
+	Heartbeat struct {
+		// URL is pinged while herald is healthy (a dead man's switch).
+		URL string `yaml:"url"`
+		// Every defaults to 1m.
+		Every Duration `yaml:"every"`
+	} `yaml:"heartbeat"`
+}
+
+// FallbackConfig is one fallback recipient of the delivery SLOs' burn
+// alerts. Which fields apply depends on Type.
+type FallbackConfig struct {
+	// Type is email, webhook, slack or pagerduty.
+	Type string `yaml:"type"`
+	// To and Partner: an email address, sent only through Partner, which
+	// must be a partner outside channels.email.
+	To      string `yaml:"to"`
+	Partner string `yaml:"partner"`
+	// URL (and Secret, for a webhook): a webhook or Slack incoming webhook.
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret"`
+	// IntegrationKey is a PagerDuty Events API v2 routing key.
+	IntegrationKey string `yaml:"integration_key"`
 }
 
 // EventsConfig configures the event store.
@@ -305,6 +354,9 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	if err := c.SLOs.validate(names, c.Channels["email"]); err != nil {
+		return err
+	}
 	if _, err := newLogger(os.Stderr, c.LogLevel, c.LogFormat); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -341,4 +393,41 @@ func (p PartnerConfig) credentialFields() map[string]string {
 		"domain": p.Domain, "region": p.Region, "access_key_id": p.AccessKeyID, "secret_access_key": p.SecretAccessKey,
 		"configuration_set": p.ConfigurationSet, "host": p.Host, "port": port, "username": p.Username,
 		"password": p.Password, "tls": p.TLS, "tls_skip_verify": map[bool]string{true: "true"}[p.TLSSkipVerify]}
+}
+
+func (c SLOsConfig) validate(partners map[string]bool, email []string) error {
+	d := c.Delivery
+	for name, v := range map[string]float64{"target": d.Target, "latency_target": d.LatencyTarget} {
+		if v != 0 && !(v > 0 && v < 100) {
+			return fmt.Errorf("config: slos.delivery.%s: a percentage above 0 and below 100, got %v", name, v)
+		}
+	}
+	if d.PeriodDays < 0 || d.PeriodDays > 90 {
+		return fmt.Errorf("config: slos.delivery.period_days: between 1 and 90, got %d", d.PeriodDays)
+	}
+	for i, f := range c.Fallback {
+		at := fmt.Sprintf("slos.fallback[%d]", i)
+		set := map[string]bool{"to": f.To != "", "partner": f.Partner != "", "url": f.URL != "", "secret": f.Secret != "", "integration_key": f.IntegrationKey != ""}
+		want := map[string][]string{"email": {"to", "partner"}, "webhook": {"url", "secret"}, "slack": {"url"}, "pagerduty": {"integration_key"}}[f.Type]
+		if want == nil {
+			return fmt.Errorf("config: %s.type: email, webhook, slack or pagerduty, got %q", at, f.Type)
+		}
+		for field, ok := range set {
+			if ok && !slices.Contains(want, field) {
+				return fmt.Errorf("config: %s.%s does not apply to type %s", at, field, f.Type)
+			}
+		}
+		if f.Type == "email" {
+			if _, err := mail.ParseAddress(f.To); err != nil {
+				return fmt.Errorf("config: %s.to: an email address, got %q", at, f.To)
+			}
+			if !partners[f.Partner] {
+				return fmt.Errorf("config: %s.partner: no partner named %q", at, f.Partner)
+			}
+		}
+	}
+	if c.Heartbeat.URL != "" && !strings.HasPrefix(c.Heartbeat.URL, "https://") && !strings.HasPrefix(c.Heartbeat.URL, "http://") {
+		return errors.New("config: slos.heartbeat.url: an absolute http(s) URL")
+	}
+	return nil
 }

@@ -140,6 +140,23 @@ func TestRunRejectsBadInput(t *testing.T) {
 	}
 }
 
+// herald refuses to start when a delivery SLO's burn alerts would travel
+// the path they report on.
+func TestServeRefusesAFallbackOnTheFailingPath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"slos:\n  fallback:\n    - {type: pagerduty, integration_key: R0UT1NGK3Y0123456789abcdefABCDEF}\n": "the pagerduty delivery SLO's alerts would travel the path it watches",
+		"partners:\n  - {name: sg, kind: sendgrid, api_key: k, from: a@example.com}\n  - {name: pm, kind: postmark, server_token: t, from: a@example.com}\n" +
+			"slos:\n  delivery: {channels: [email]}\n  fallback:\n    - {type: email, to: oncall@example.com, partner: pm}\n": "the email delivery SLO's alerts would travel the path it watches",
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(body), 0o600))
+		err := run(context.Background(), []string{"herald", "serve", "--config", path, "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, noEnv, io.Discard, io.Discard)
+		require.ErrorContains(t, err, want, body)
+	}
+}
+
 func TestRunHelpAndVersion(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
@@ -202,6 +219,11 @@ func TestLoadConfigNamesTheBadKey(t *testing.T) {
 		"partners:\n  - {name: a, kind: postmark, server_token: k, from: a@example.com, webhook_username: u}\n": "partners[0] (a).webhook_username and webhook_password go together",
 		"webhooks: {allow_networks: [10.0.0.0/33]}\n":                                                           `webhooks.allow_networks[0]: "10.0.0.0/33" is not a CIDR prefix`,
 		"partners:\n  - {kind: smtp, host: h, from: a@b.c}\n":                                                   "partners[0].name is required",
+		"slos: {fallback: [{type: sms, to: a@example.com}]}\n":                                                  "slos.fallback[0].type: email, webhook, slack or pagerduty",
+		"slos: {fallback: [{type: pagerduty, url: https://x}]}\n":                                               "slos.fallback[0].url does not apply to type pagerduty",
+		"slos: {fallback: [{type: email, to: a@example.com, partner: nope}]}\n":                                 `slos.fallback[0].partner: no partner named "nope"`,
+		"slos: {delivery: {target: 100}}\n":                                                                     "slos.delivery.target: a percentage above 0 and below 100",
+		"slos: {heartbeat: {url: hc-ping.example/x}}\n":                                                         "slos.heartbeat.url: an absolute http(s) URL",
 	} {
 		path := filepath.Join(dir, "c.yaml")
 		require.NoError(t, os.WriteFile(path, []byte(body), 0o600))

@@ -10,12 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,13 +125,16 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	}
 	defer events.Close()
 
+	var builtin *sandbox.Running // the built-in sandbox, when no partner is configured
 	if len(cfg.Partners) == 0 {
 		sb, err := sandbox.Listen(ctx, sandbox.Config{Logger: log.With("component", "sandbox")}, "127.0.0.1:0", "")
 		if err != nil {
 			return fmt.Errorf("serve: start the built-in sandbox: %w", err)
 		}
 		defer sb.Close()
-		cfg.Partners = []PartnerConfig{{Name: "sandbox", Kind: "sendgrid", APIKey: "SG.sandbox", BaseURL: sb.URL, From: "herald@example.com"}}
+		cfg.Partners = []PartnerConfig{{Name: "sandbox", Kind: "sendgrid", APIKey: "SG.sandbox", BaseURL: sb.URL, From: "herald@example.com",
+			WebhookPublicKey: sb.Keys().SendGridPublicKey}}
+		builtin = sb
 		log.Warn("no partner is configured: the built-in sandbox is the email partner; nothing leaves this machine",
 			"sandbox_url", sb.URL, "mailbox", sb.URL+"/_sandbox/messages")
 	}
@@ -150,6 +155,12 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 			}
 		}
 	}
+	reserve := map[string][]herald.Provider{}
+	for _, p := range partners {
+		if !slices.Contains(channels["email"], p) {
+			reserve["email"] = append(reserve["email"], p)
+		}
+	}
 	if err := addTriggerChannels(channels, cfg, db, tracing, log); err != nil {
 		return err
 	}
@@ -166,7 +177,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	}
 	d := cfg.Delivery
 	svc, err := notify.New(notify.Config{
-		Store: db, Enqueue: inserter.EnqueueTx, Channels: channels,
+		Store: db, Enqueue: inserter.EnqueueTx, Channels: channels, Reserve: reserve,
 		Policy: notify.RetryPolicy{MaxAttempts: d.MaxAttempts, MaxAge: time.Duration(d.MaxAge),
 			Base: time.Duration(d.BackoffBase), Cap: time.Duration(d.BackoffCap)},
 		Breaker:        notify.BreakerConfig{Failures: d.BreakerFailures, Cooldown: time.Duration(d.BreakerCooldown)},
@@ -193,6 +204,11 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 		return err
 	}
 
+	slos, err := newSLOs(ctx, *cfg, db, events, inserter.EnqueueTx, channels["email"], deadlines, log)
+	if err != nil {
+		return err
+	}
+
 	decompressor, err := ingest.NewDecompressor()
 	if err != nil {
 		return err
@@ -201,7 +217,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 	handler := server.NewServer(server.Deps{
 		Decompressor: decompressor,
 		Logger:       log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db,
-		Evaluations: db, Evaluator: evaluator, Markers: db, PartnerEvents: db, Hooks: hooks, Canaries: db,
+		Evaluations: db, Evaluator: evaluator, Markers: db, PartnerEvents: db, Hooks: hooks, Canaries: db, SLOs: db, SLOEngine: slos,
 		HookMetrics: server.NewHookMetrics(reg, slices.Sorted(maps.Keys(hooks))), TracerProvider: tracing.Provider,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
@@ -271,6 +287,25 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 			return err
 		}
 		go canaries.Run(ctx, 5*time.Second)
+	}
+	go slos.Run(ctx, 10*time.Second)
+	if u := cfg.SLOs.Heartbeat.URL; u != "" {
+		hb, err := notify.NewHeartbeat(notify.HeartbeatConfig{URL: u, Every: time.Duration(cfg.SLOs.Heartbeat.Every),
+			Healthy: slos.Healthy, Logger: log.With("component", "heartbeat")})
+		if err != nil {
+			l.Close()
+			return err
+		}
+		go hb.Run(ctx)
+	}
+	if builtin != nil {
+		// The built-in sandbox reports what became of each message to
+		// herald's own event webhook, signed, as SendGrid would.
+		hook := "http://" + loopback(l.Addr()) + "/hooks/sandbox"
+		if err := builtin.SetWebhook(sandbox.SendGrid, hook); err != nil {
+			l.Close()
+			return fmt.Errorf("serve: built-in sandbox webhook: %w", err)
+		}
 	}
 	go expire(ctx, events, db, log)
 	go scheduler.Run(ctx)
@@ -448,4 +483,76 @@ func buildPartners(list []PartnerConfig, tracing *telemetry.Tracing) ([]herald.P
 
 func providerClient(timeout time.Duration, tracing *telemetry.Tracing) *http.Client {
 	return provider.NewHTTPClient(timeout, tracing.Provider)
+}
+
+// loopback returns the address to reach a listener on this machine.
+func loopback(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		if ok {
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+		}
+		return a.String()
+	}
+	return tcp.String()
+}
+
+// newSLOs makes the SLO engine: the configured delivery SLOs (created on
+// first start), their fallback recipients (made recipient records), and a
+// warning when their burn alerts would reach no one.
+func newSLOs(ctx context.Context, cfg Config, db *sqlstore.DB, events herald.EventStore, enqueue sqlstore.EnqueueFunc,
+	email []herald.Provider, deadlines map[string]time.Duration, log *slog.Logger) (*notify.SLOs, error) {
+	c := cfg.SLOs
+	d := notify.DeliverySLOConfig{Channels: c.Delivery.Channels, PeriodDays: c.Delivery.PeriodDays,
+		TargetPerMillion:        int(math.Round(c.Delivery.Target * 10000)),
+		LatencyTargetPerMillion: int(math.Round(c.Delivery.LatencyTarget * 10000)),
+		FinalWithin:             map[string]time.Duration{}, LatencyWithin: map[string]time.Duration{}}
+	for ch, v := range c.Delivery.FinalWithin {
+		d.FinalWithin[ch] = time.Duration(v)
+	}
+	for ch, v := range c.Delivery.LatencyWithin {
+		d.LatencyWithin[ch] = time.Duration(v)
+	}
+	for _, p := range email {
+		d.EmailPartners = append(d.EmailPartners, p.Name())
+	}
+	for _, p := range cfg.Partners {
+		if _, ok := deadlines[p.Name]; !ok {
+			d.Unconfirmed = append(d.Unconfirmed, p.Name)
+			log.Warn("partner has no event webhook: its deliveries count as delivered at acceptance in the delivery SLOs; configure its webhook for verified outcomes",
+				"partner", p.Name)
+		}
+	}
+	for i, f := range c.Fallback {
+		fb := notify.Fallback{Channel: f.Type, Target: f.To, Partner: f.Partner}
+		if f.Type != "email" {
+			dest := herald.Destination{Type: f.Type}
+			switch f.Type {
+			case "webhook":
+				dest.Details.WebhookName, dest.Details.WebhookURL, dest.Details.WebhookSecret = "herald fallback", f.URL, f.Secret
+			case "slack":
+				dest.Details.WebhookURL = f.URL
+			case "pagerduty":
+				dest.Details.PagerDutyIntegrationName, dest.Details.PagerDutyIntegrationKey = "herald fallback", f.IntegrationKey
+			}
+			dest, err := db.EnsureDestination(ctx, dest)
+			if err != nil {
+				return nil, fmt.Errorf("config: slos.fallback[%d]: %w", i, err)
+			}
+			fb.Target = dest.ID
+		}
+		d.Fallback = append(d.Fallback, fb)
+	}
+	slos, err := notify.NewSLOs(notify.SLOsConfig{Store: db, Events: events, Enqueue: enqueue, Delivery: d,
+		BaseURL: cfg.PublicURL, Logger: log.With("component", "slos")})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(d.Fallback) == 0 {
+		log.Warn("no fallback recipient: the delivery SLOs' burn alerts are evaluated and shown but reach no one; set slos.fallback")
+	}
+	if err := slos.EnsureDeliverySLOs(ctx); err != nil {
+		return nil, err
+	}
+	return slos, nil
 }

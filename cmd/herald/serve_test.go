@@ -141,7 +141,9 @@ func TestServeDeliversThroughTheBuiltInSandbox(t *testing.T) {
 	status, n := h.do(t, "POST", "/1/notifications", notification("oncall@example.com", map[string]string{"team": "platform"}), "Idempotency-Key", "k1")
 	require.Equal(t, http.StatusAccepted, status, "%v", n)
 	id := firstDelivery(t, n)
-	d := h.waitState(t, id, herald.StateAccepted)
+	// The built-in sandbox confirms through its signed event webhook.
+	d := h.waitState(t, id, herald.StateDelivered)
+	require.Equal(t, "good", d["judgement"], "judged for the delivery SLO")
 	attempts := d["attempts"].([]any)
 	require.Len(t, attempts, 1)
 	require.Equal(t, "accepted", attempts[0].(map[string]any)["outcome"])
@@ -155,15 +157,21 @@ func TestServeDeliversThroughTheBuiltInSandbox(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, status)
 	require.Equal(t, "Idempotency-Key", conflict["type_detail"].([]any)[0].(map[string]any)["field"])
 
-	status, list := h.do(t, "GET", "/1/deliveries?state=accepted&partner=sandbox", nil)
+	status, list := h.do(t, "GET", "/1/deliveries?state=delivered&partner=sandbox&channel=email&judgement=good", nil)
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, list["deliveries"], 1)
 	status, got := h.do(t, "GET", "/1/notifications/"+n["id"].(string), nil)
 	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, "accepted", got["deliveries"].([]any)[0].(map[string]any)["state"])
+	require.Equal(t, "delivered", got["deliveries"].([]any)[0].(map[string]any)["state"])
 
 	status, _ = h.do(t, "POST", "/1/deliveries/"+id+"/retry", nil)
-	require.Equal(t, http.StatusConflict, status, "an accepted delivery is never sent again")
+	require.Equal(t, http.StatusConflict, status, "a delivered delivery is never sent again")
+
+	// The delivery SLOs exist from the first start, and the missing
+	// fallback is said out loud.
+	require.Contains(t, h.logs.all(), "no fallback recipient")
+	status, slos := h.do(t, "GET", "/1/slos/__all__", nil)
+	require.Equal(t, http.StatusOK, status, "%v", slos)
 
 	resp, err := http.Get(h.url + "/metrics")
 	require.NoError(t, err)
