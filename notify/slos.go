@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -561,7 +562,8 @@ func (s *SLOs) describe(run *sloRun, t slo.Transition) (herald.BurnAlert, []hera
 	return herald.BurnAlert{}, []herald.WindowBurn{wb(time.Hour, run.bkt.Sum(t.At, time.Hour), burn(run.bkt.Sum(t.At, time.Hour)), 0)}
 }
 
-func round(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+// round keeps three decimals, for numbers people read.
+func round(f float64) float64 { return math.Round(f*1000) / 1000 }
 
 // notification builds what a transition notifies, to the alert's
 // recipients — for a built-in delivery SLO without its own, to the

@@ -62,8 +62,8 @@ func TestSLOLifecycle(t *testing.T) {
 	require.Equal(t, []any{"checkout"}, created["dataset_slugs"])
 	require.Equal(t, "sli.fast_checkout", created["sli"].(map[string]any)["alias"])
 	warnings := fmt.Sprint(created["warnings"])
-	require.Contains(t, warnings, "expected budget is 0.5 events", "100 events in 7 days: a budget under one event")
-	require.Contains(t, warnings, "a single failure trips the page")
+	require.Contains(t, warnings, "expected budget is 0.4 events per 30d", "100 events in 7 days: a budget under one event")
+	require.Contains(t, warnings, `alert "page 1h/5m": 0.595 events per 1h is below 69.44, so a single failure trips the page`)
 
 	status, out = b.do(t, "GET", "/1/burn_alerts/checkout?slo_id="+id, b.key, nil)
 	require.Equal(t, http.StatusOK, status, "%s", out)

@@ -67,7 +67,7 @@ func TestLowTraffic(t *testing.T) {
 	// (10/h < 70/h for 14.4×/1 h; the 6×/6 h page is warned about too).
 	require.Len(t, warnings, 3)
 	require.Contains(t, warnings[0], "7.2 events")
-	require.Contains(t, warnings[1], `"page-1h": 10 events per 1h0m0s is below 69.44, so a single failure trips the page`)
+	require.Contains(t, warnings[1], `"page-1h": 10 events per 1h is below 69.44, so a single failure trips the page`)
 	require.Contains(t, warnings[2], `"page-6h"`)
 }
 

@@ -16,6 +16,12 @@ func FromHerald(o herald.SLO, alerts []herald.BurnAlert) SLO {
 		LowTraffic: LowTrafficPolicy{VolumeAware: o.VolumeAware}}
 	for _, a := range alerts {
 		b := BurnAlert{Name: a.ID, Severity: a.Severity}
+		if b.Name == "" { // not saved yet: named by what it is
+			b.Name = a.Severity + " " + a.AlertType
+			if a.AlertType == herald.AlertMultiwindow {
+				b.Name = fmt.Sprintf("%s %s/%s", a.Severity, Window(time.Duration(a.LongWindowMinutes)*time.Minute), Window(time.Duration(a.ShortWindowMinutes)*time.Minute))
+			}
+		}
 		switch a.AlertType {
 		case herald.AlertMultiwindow:
 			b.Kind = KindMultiwindow

@@ -224,7 +224,7 @@ func Validate(s SLO) (warnings []string, err error) {
 	if r := s.ExpectedEventsPerHour; r > 0 {
 		budget := (1 - s.Target) * r * s.Period.Hours()
 		if budget < 10 {
-			warnings = append(warnings, fmt.Sprintf("expected budget is %.1f events per %v (< 10): alerts will be coarse", budget, s.Period))
+			warnings = append(warnings, fmt.Sprintf("expected budget is %.1f events per %s (< 10): alerts will be coarse", budget, Window(s.Period)))
 		}
 		for _, a := range s.Alerts {
 			if a.Kind != KindMultiwindow || a.Severity != SeverityPage {
@@ -232,7 +232,7 @@ func Validate(s SLO) (warnings []string, err error) {
 			}
 			need := 1 / (a.BurnRate * (1 - s.Target)) // events per long window
 			if got := r * a.Long.Hours(); got < need {
-				warnings = append(warnings, fmt.Sprintf("alert %q: %.4g events per %v is below %.4g, so a single failure trips the page", a.Name, got, a.Long, need))
+				warnings = append(warnings, fmt.Sprintf("alert %q: %.3g events per %s is below %.4g, so a single failure trips the page", a.Name, got, Window(a.Long), need))
 			}
 		}
 	}

@@ -42,7 +42,8 @@ func (s *DB) SaveSLO(ctx context.Context, o herald.SLO, alerts []herald.BurnAler
 		}
 		for i := range alerts {
 			alerts[i].SLO.ID, alerts[i].Dataset = o.ID, o.Dataset
-			if err := s.saveBurnAlert(ctx, tx, &alerts[i], now); err != nil {
+			// A nanosecond apart, so they list in the order given.
+			if err := s.saveBurnAlert(ctx, tx, &alerts[i], now.Add(time.Duration(i))); err != nil {
 				return err
 			}
 		}
