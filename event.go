@@ -170,6 +170,35 @@ type EventStore interface {
 	// unknown dataset.
 	Run(ctx context.Context, name string, q Query, opt RunOptions) (*QueryData, error)
 
+	// CreateDerivedColumn adds a derived column to the dataset and returns
+	// it with its id and times. Returns ENOTFOUND for an unknown dataset,
+	// EINVALID for __all__, an alias out of rules (or the name of one of
+	// the dataset's columns) or an expression that does not parse or
+	// check (the message gives the position), ECONFLICT if the dataset
+	// has a derived column with that alias.
+	CreateDerivedColumn(ctx context.Context, dataset string, dc DerivedColumn) (DerivedColumn, error)
+	// DerivedColumns lists a dataset's derived columns, by alias;
+	// ENOTFOUND for an unknown dataset.
+	DerivedColumns(ctx context.Context, dataset string) ([]DerivedColumn, error)
+	// DerivedColumn returns the dataset's derived column with this id, or
+	// ENOTFOUND.
+	DerivedColumn(ctx context.Context, dataset, id string) (DerivedColumn, error)
+	// UpdateDerivedColumn replaces the expression and description of the
+	// derived column dc.ID and returns it. Returns ENOTFOUND if there is
+	// none, EINVALID if dc.Alias is set and differs (aliases never
+	// change) or for an expression that does not parse or check.
+	UpdateDerivedColumn(ctx context.Context, dataset string, dc DerivedColumn) (DerivedColumn, error)
+	// DeleteDerivedColumn deletes the derived column, or returns
+	// ENOTFOUND.
+	DeleteDerivedColumn(ctx context.Context, dataset, id string) error
+	// SLICounts counts, per whole minute of event time in [start, end),
+	// the events for which the derived column alias is true (good),
+	// false (bad) and null (excluded), each weighted by its sample rate.
+	// Minutes without events are left out; minutes are in order. Returns
+	// ENOTFOUND for an unknown dataset and EINVALID unless alias names a
+	// boolean derived column of it.
+	SLICounts(ctx context.Context, dataset, alias string, start, end time.Time) ([]SLIMinute, error)
+
 	// DeleteExpired deletes the events each dataset's retention no longer
 	// keeps at now, and returns how many.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)

@@ -14,15 +14,33 @@ import (
 
 // The compiler turns a normalized query into SQL. Identifiers in the SQL
 // come only from herald's catalog (events_<id>, c<n>) and from names the
-// compiler makes (t, sr, b0, v0, a0); the one literal it writes is a
-// percentile fraction from herald's own table of ops. Every value from the
-// query — filter values, having thresholds, times, limits — is a bound
-// parameter.
+// compiler makes (t, sr, b0, v0, a0, d0); the literals it writes are a
+// percentile fraction from herald's own table of ops and the zeros and
+// falses of derived columns' null rules. Every value from the query —
+// filter values, having thresholds, times, limits, the literals of
+// derived-column expressions — is a bound parameter.
 
 // source is one dataset as the compiler sees it.
 type source struct {
 	table string
-	cols  map[string]*column
+	// cols are the dataset's columns and the derived columns the query
+	// names (which take the place of a column of the same name).
+	cols map[string]*column
+	// derived, when the query names derived columns, is their select
+	// list (", <expression> AS d0, …"), read through from.
+	derived *sqlb
+}
+
+// from writes the relation a source is read from: its table, or with
+// derived columns, (SELECT *, <expression> AS d0, … FROM events_N).
+func (s source) from(b *sqlb) {
+	if s.derived == nil {
+		b.add(s.table)
+		return
+	}
+	b.add("(SELECT *")
+	b.append(s.derived)
+	b.add(" FROM " + s.table + ")")
 }
 
 // sqlb builds SQL text and its arguments in textual order.
@@ -159,7 +177,8 @@ func (p *plan) branch(b *sqlb, s source) {
 	for i := range p.inputs {
 		b.add(", " + p.inputExpr(s, i) + " AS v" + strconv.Itoa(i))
 	}
-	b.add(" FROM " + s.table)
+	b.add(" FROM ")
+	s.from(b)
 	p.where(b, s)
 }
 
@@ -466,7 +485,7 @@ func (p *plan) results() *sqlb {
 	if len(p.sources) == 1 && len(p.rates) == 0 {
 		p.inline = &p.sources[0]
 		defer func() { p.inline = nil }()
-		from.add(p.inline.table)
+		p.inline.from(from)
 		p.where(from, *p.inline)
 	} else {
 		from.add("(")
@@ -509,5 +528,19 @@ func (p *plan) series() *sqlb {
 	for i := range p.q.Breakdowns {
 		b.add(", f.b" + strconv.Itoa(i) + " ASC NULLS LAST")
 	}
+	return b
+}
+
+// sliCounts is the query of SLICounts: per minute of [start, end), the
+// sample-rate weight of the events where the boolean column x of s is
+// true, false and null.
+func sliCounts(s source, x string, start, end time.Time) *sqlb {
+	b := &sqlb{}
+	b.add("SELECT __time_us // ? AS m", int64(60_000_000))
+	b.add(", CAST(sum(CASE WHEN " + x + " THEN __samplerate ELSE 0 END) AS BIGINT)")
+	b.add(", CAST(sum(CASE WHEN NOT " + x + " THEN __samplerate ELSE 0 END) AS BIGINT)")
+	b.add(", CAST(sum(CASE WHEN " + x + " IS NULL THEN __samplerate ELSE 0 END) AS BIGINT) FROM ")
+	s.from(b)
+	b.add(" WHERE __time_us >= ? AND __time_us < ? GROUP BY m ORDER BY m", start.UnixMicro(), end.UnixMicro())
 	return b
 }

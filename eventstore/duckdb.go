@@ -3,7 +3,8 @@
 // dataset, a column per field. Field names never reach SQL: each field is
 // stored in a column herald names itself (c1, c2, …), listed in a catalog
 // table, and queries are compiled against that catalog with every value
-// bound as a parameter.
+// bound as a parameter. Derived columns are kept in the catalog too, and
+// compiled into the SQL of the queries that name them.
 package eventstore
 
 import (
@@ -97,6 +98,11 @@ type DuckDB struct {
 
 	mu       sync.RWMutex
 	datasets map[string]*dataset // by slug
+	// derived holds each dataset's derived columns, by dataset id and
+	// alias; a dataset's map is replaced, never changed. derivedMu
+	// serializes their changes.
+	derived   map[int64]map[string]*derived
+	derivedMu sync.Mutex
 
 	// schema is held exclusively by a commit that changes the catalog and
 	// shared by commits that only append, so appends never meet a table
@@ -177,6 +183,7 @@ func Open(ctx context.Context, cfg Config) (*DuckDB, error) {
 	s := &DuckDB{
 		cfg: cfg, connector: connector, db: sql.OpenDB(connector),
 		datasets: map[string]*dataset{},
+		derived:  map[int64]map[string]*derived{},
 		writes:   make(chan *writeRequest, 1024),
 		stop:     make(chan struct{}),
 	}
@@ -186,6 +193,11 @@ func Open(ctx context.Context, cfg Config) (*DuckDB, error) {
 		return nil, err
 	}
 	if err := s.load(ctx); err != nil {
+		s.db.Close()
+		connector.Close()
+		return nil, err
+	}
+	if err := s.loadDerived(ctx); err != nil {
 		s.db.Close()
 		connector.Close()
 		return nil, err
@@ -242,6 +254,16 @@ CREATE TABLE IF NOT EXISTS herald_columns (
 	type VARCHAR NOT NULL,
 	position INTEGER NOT NULL,
 	PRIMARY KEY (dataset_id, name)
+);
+CREATE TABLE IF NOT EXISTS herald_derived_columns (
+	id VARCHAR PRIMARY KEY,
+	dataset_id BIGINT NOT NULL,
+	alias VARCHAR NOT NULL,
+	expression VARCHAR NOT NULL,
+	description VARCHAR NOT NULL,
+	created_at TIMESTAMP NOT NULL,
+	updated_at TIMESTAMP NOT NULL,
+	UNIQUE (dataset_id, alias)
 );`)
 	if err != nil {
 		return fmt.Errorf("eventstore: migrate: %w", err)

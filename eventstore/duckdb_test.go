@@ -82,3 +82,44 @@ func TestOverload(t *testing.T) {
 	_, err = s.Write(ctx, "x", events[:2], true)
 	require.NoError(t, err)
 }
+
+// TestDerivedReopen: derived columns are kept in the catalog, and a
+// restarted store evaluates them.
+func TestDerivedReopen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	s := openDuckDB(t, path, 0)
+	_, err := s.Write(ctx, "orders", []herald.Event{{Time: storetest.T0.Add(-time.Minute), SampleRate: 3, Fields: map[string]any{"ms": int64(80)}}}, true)
+	require.NoError(t, err)
+	dc, err := s.CreateDerivedColumn(ctx, "orders", herald.DerivedColumn{Alias: "fast", Expression: "LT($ms, 100)", Description: "d"})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	s = openDuckDB(t, path, 0)
+	defer s.Close()
+	got, err := s.DerivedColumns(ctx, "orders")
+	require.NoError(t, err)
+	require.Equal(t, []herald.DerivedColumn{dc}, got)
+	counts, err := s.SLICounts(ctx, "orders", "fast", storetest.T0.Add(-time.Hour), storetest.T0)
+	require.NoError(t, err)
+	require.Equal(t, []herald.SLIMinute{{Minute: storetest.T0.Add(-time.Minute), Good: 3}}, counts)
+	_, err = s.CreateDerivedColumn(ctx, "orders", herald.DerivedColumn{Alias: "fast", Expression: "true"})
+	require.Equal(t, herald.ECONFLICT, herald.ErrorCode(err), "the alias is still taken")
+}
+
+// TestDerivedRegexp: a pattern Go's regexp takes but DuckDB's RE2 does not
+// is refused when the derived column is created, not when it is queried.
+func TestDerivedRegexp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openDuckDB(t, filepath.Join(t.TempDir(), "events.duckdb"), 0)
+	defer s.Close()
+	_, err := s.Write(ctx, "logs", []herald.Event{{Time: storetest.T0, SampleRate: 1, Fields: map[string]any{"msg": "x"}}}, true)
+	require.NoError(t, err)
+	_, err = s.CreateDerivedColumn(ctx, "logs", herald.DerivedColumn{Alias: "named", Expression: "REG_MATCH($msg, `(?<word>x)`)"})
+	require.Equal(t, herald.EINVALID, herald.ErrorCode(err))
+	require.ErrorContains(t, err, "at column 17: REG_MATCH")
+	_, err = s.CreateDerivedColumn(ctx, "logs", herald.DerivedColumn{Alias: "named", Expression: "REG_MATCH($msg, `(?P<word>x)`)"})
+	require.NoError(t, err)
+}

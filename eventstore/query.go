@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -17,7 +18,7 @@ func (s *DuckDB) Run(ctx context.Context, name string, q herald.Query, opt heral
 	if err != nil {
 		return nil, err
 	}
-	sources, err := s.sources(name)
+	sources, err := s.sources(name, q)
 	if err != nil {
 		return nil, err
 	}
@@ -56,25 +57,76 @@ func (s *DuckDB) Run(ctx context.Context, name string, q herald.Query, opt heral
 	return data, nil
 }
 
-// sources returns the datasets a query over name reads.
-func (s *DuckDB) sources(name string) ([]source, error) {
+// sources returns the datasets a query over name reads, with the derived
+// columns q names compiled in.
+func (s *DuckDB) sources(name string, q herald.Query) ([]source, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	var ds []*dataset
 	if name == herald.AllDatasets {
-		out := make([]source, 0, len(s.datasets))
 		for _, d := range s.datasets {
-			out = append(out, source{table: d.table(), cols: d.cols})
+			ds = append(ds, d)
 		}
-		slices.SortFunc(out, func(a, b source) int { return strings.Compare(a.table, b.table) })
-		return out, nil
+	} else {
+		d := s.datasets[herald.DatasetSlug(name)]
+		if d == nil {
+			return nil, herald.Errorf(herald.ENOTFOUND, "dataset %q not found", name)
+		}
+		ds = append(ds, d)
 	}
-	d := s.datasets[herald.DatasetSlug(name)]
-	if d == nil {
-		return nil, herald.Errorf(herald.ENOTFOUND, "dataset %q not found", name)
+	names := columnsOf(q)
+	out := make([]source, 0, len(ds))
+	for _, d := range ds {
+		// Published catalog entries are never changed, only replaced,
+		// so the query may keep reading these.
+		src := source{table: d.table(), cols: d.cols}
+		n := 0
+		for _, name := range names {
+			dc := s.derived[d.id][name]
+			if dc == nil {
+				continue
+			}
+			if src.derived == nil {
+				src.cols, src.derived = maps.Clone(d.cols), &sqlb{}
+			}
+			physical := physicalName(n)
+			n++
+			typ, err := derivedColumn(src.derived, d, dc, physical)
+			if err != nil {
+				return nil, err
+			}
+			src.cols[name] = &column{name: name, physical: physical, typ: typ}
+		}
+		out = append(out, src)
 	}
-	// Published catalog entries are never changed, only replaced, so the
-	// query may keep reading this one.
-	return []source{{table: d.table(), cols: d.cols}}, nil
+	slices.SortFunc(out, func(a, b source) int { return strings.Compare(a.table, b.table) })
+	return out, nil
+}
+
+// columnsOf returns the column names q reads, each once.
+func columnsOf(q herald.Query) []string {
+	var out []string
+	add := func(name string) {
+		if name != "" && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	for _, c := range q.Calculations {
+		add(c.Column)
+	}
+	for _, f := range q.Filters {
+		add(f.Column)
+	}
+	for _, b := range q.Breakdowns {
+		add(b)
+	}
+	for _, h := range q.Havings {
+		add(h.Column)
+	}
+	for _, o := range q.Orders {
+		add(o.Column)
+	}
+	return out
 }
 
 // scan runs a query and calls f with each row's values.

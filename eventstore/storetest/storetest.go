@@ -36,6 +36,10 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Retention", func(t *testing.T) { t.Parallel(); testRetention(t, open) })
 	t.Run("ConcurrentWrites", func(t *testing.T) { t.Parallel(); testConcurrent(t, open) })
 	t.Run("InvalidQueries", func(t *testing.T) { t.Parallel(); testInvalid(t, open) })
+	t.Run("DerivedColumns", func(t *testing.T) { t.Parallel(); testDerivedCRUD(t, open) })
+	t.Run("SLICounts", func(t *testing.T) { t.Parallel(); testSLICounts(t, open) })
+	t.Run("DerivedFunctions", func(t *testing.T) { t.Parallel(); testDerivedFunctions(t, open) })
+	t.Run("DerivedQueries", func(t *testing.T) { t.Parallel(); testDerivedQueries(t, open) })
 }
 
 func ev(ago time.Duration, fields map[string]any) herald.Event {

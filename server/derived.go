@@ -1,0 +1,128 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"herald"
+)
+
+// Derived columns, in the shape of Honeycomb's /1/derived_columns API
+// (reference: honeycomb-api.md §6). They belong to one dataset: __all__
+// answers 422, as the event store refuses it.
+
+// handleListDerivedColumns is GET /1/derived_columns/{dataset}: every
+// derived column of the dataset, or with ?alias= the one with that alias
+// (404 if none).
+func handleListDerivedColumns(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dataset := r.PathValue("dataset")
+		list, err := d.Events.DerivedColumns(r.Context(), dataset)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		if !r.URL.Query().Has("alias") {
+			encode(w, http.StatusOK, list)
+			return
+		}
+		alias := r.URL.Query().Get("alias")
+		for _, dc := range list {
+			if dc.Alias == alias {
+				encode(w, http.StatusOK, dc)
+				return
+			}
+		}
+		writeError(w, r, d.Logger, herald.Errorf(herald.ENOTFOUND, "dataset %q has no derived column with alias %q", dataset, alias))
+	})
+}
+
+// handleCreateDerivedColumn is POST /1/derived_columns/{dataset} → 201.
+func handleCreateDerivedColumn(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := decode[herald.DerivedColumn](r)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		dataset := r.PathValue("dataset")
+		out, err := d.Events.CreateDerivedColumn(r.Context(), dataset, herald.DerivedColumn{
+			Alias: in.Alias, Expression: in.Expression, Description: in.Description,
+		})
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		w.Header().Set("Location", "/1/derived_columns/"+herald.DatasetSlug(dataset)+"/"+out.ID)
+		encode(w, http.StatusCreated, out)
+	})
+}
+
+func handleGetDerivedColumn(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out, err := d.Events.DerivedColumn(r.Context(), r.PathValue("dataset"), r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+
+// handleUpdateDerivedColumn is PUT: the expression and description are
+// replaced; the alias may be sent but not changed.
+func handleUpdateDerivedColumn(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := decode[herald.DerivedColumn](r)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		out, err := d.Events.UpdateDerivedColumn(r.Context(), r.PathValue("dataset"), herald.DerivedColumn{
+			ID: r.PathValue("id"), Alias: in.Alias, Expression: in.Expression, Description: in.Description,
+		})
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+
+// handleDeleteDerivedColumn deletes a derived column no SLO uses as its
+// SLI (409 otherwise, naming the SLOs).
+func handleDeleteDerivedColumn(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		dc, err := d.Events.DerivedColumn(ctx, r.PathValue("dataset"), r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		ds, err := d.Events.Dataset(ctx, r.PathValue("dataset"))
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		slos, err := d.SLOs.ListSLOs(ctx, ds.Slug)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		var using []string
+		for _, o := range slos {
+			if o.SLI.Alias == dc.Alias {
+				using = append(using, o.ID)
+			}
+		}
+		if len(using) > 0 {
+			writeError(w, r, d.Logger, herald.Errorf(herald.ECONFLICT, "derived column %q is the SLI of SLO(s) %s; delete them first", dc.Alias, strings.Join(using, ", ")))
+			return
+		}
+		if err := d.Events.DeleteDerivedColumn(r.Context(), r.PathValue("dataset"), r.PathValue("id")); err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
