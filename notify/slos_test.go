@@ -144,7 +144,13 @@ func TestIncidentReplayRejectedMetadata(t *testing.T) {
 			require.Empty(t, ev.NotificationID, "a page holds the tickets of its SLO back")
 		} else {
 			notified++
-			require.NotEmpty(t, ev.NotificationID)
+			n, err := in.db.GetNotification(context.Background(), ev.NotificationID)
+			require.NoError(t, err)
+			// What an email fallback would read.
+			require.Contains(t, n.Text, "burn rate")
+			require.Contains(t, n.Text, "Top failures:\n  10 × sendgrid-main failed: rejected/validation")
+			require.Contains(t, n.Text, "Failing deliveries: https://herald.example.com/1/deliveries?channel=email")
+			require.Contains(t, n.HTML, "<td>sendgrid-main</td><td>failed: rejected/validation</td><td>10</td>")
 		}
 	}
 	require.Equal(t, 2, notified, "both pages: with one hour of history the 6h window holds the same hour")

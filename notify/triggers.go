@@ -252,12 +252,33 @@ Groups past the threshold ({{.Operator}} {{.Threshold}}):
   {{range $k, $v := .Group}}{{$k}}={{$v}} {{end}}→ {{.Result}}
 {{- end}}
 {{- end}}
+{{- with .SLO}}
+
+{{- range .Windows}}
+  {{.Window}}: burn rate {{.BurnRate}}{{if .Threshold}} (threshold {{.Threshold}}){{end}}, {{.Bad}} bad of {{.Good}} good
+{{- end}}
+{{- if .TopFailures}}
+
+Top failures:
+{{- range .TopFailures}}
+  {{.Count}} × {{.Partner}} {{.Reason}}
+{{- end}}
+{{- end}}
+{{- if .FailuresURL}}
+
+Failing deliveries: {{.FailuresURL}}
+{{- end}}
+{{- if .SLOURL}}
+SLO: {{.SLOURL}}
+{{- end}}
+{{- else}}
 {{- if .ResultURL}}
 
 Result: {{.ResultURL}}
 {{- end}}
 {{- if .TriggerURL}}
 Trigger: {{.TriggerURL}}
+{{- end}}
 {{- end}}
 `))
 
@@ -275,8 +296,32 @@ var alertHTML = template.Must(template.New("html").Parse(`<h2>{{.Summary}}</h2>
 </table>
 <p>Threshold: {{.Operator}} {{.Threshold}}</p>
 {{- end}}
+{{- with .SLO}}
+<table>
+<tr><th>Window</th><th>Burn rate</th><th>Threshold</th><th>Bad</th><th>Good</th></tr>
+{{- range .Windows}}
+<tr><td>{{.Window}}</td><td>{{.BurnRate}}</td><td>{{if .Threshold}}{{.Threshold}}{{end}}</td><td>{{.Bad}}</td><td>{{.Good}}</td></tr>
+{{- end}}
+</table>
+<p>Budget remaining: {{.BudgetRemainingPercent}}% (target {{.TargetPercent}}%)</p>
+{{- if .TopFailures}}
+<table>
+<tr><th>Partner</th><th>Reason</th><th>Count</th></tr>
+{{- range .TopFailures}}
+<tr><td>{{.Partner}}</td><td>{{.Reason}}</td><td>{{.Count}}</td></tr>
+{{- end}}
+</table>
+{{- end}}
+{{- if .FailuresURL}}
+<p><a href="{{.FailuresURL}}">See the failing deliveries</a></p>
+{{- end}}
+{{- if .SLOURL}}
+<p><a href="{{.SLOURL}}">See the SLO</a></p>
+{{- end}}
+{{- else}}
 {{- if .ResultURL}}
 <p><a href="{{.ResultURL}}">See the result</a></p>
+{{- end}}
 {{- end}}
 `))
 

@@ -117,8 +117,18 @@ func TestSLOLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, "%s", out)
 	require.Equal(t, "[]", strings.TrimSpace(string(out)))
 
+	// Its SLI cannot be deleted while the SLO uses it.
+	status, out = b.do(t, "GET", "/1/derived_columns/checkout?alias=sli.fast_checkout", b.key, nil)
+	require.Equal(t, http.StatusOK, status, "%s", out)
+	dcID := decodeJSON[map[string]any](t, out)["id"].(string)
+	status, out = b.do(t, "DELETE", "/1/derived_columns/checkout/"+dcID, b.key, nil)
+	require.Equal(t, http.StatusConflict, status, "%s", out)
+	require.Contains(t, string(out), id)
+
 	status, _ = b.do(t, "DELETE", "/1/slos/checkout/"+id, b.key, nil)
 	require.Equal(t, http.StatusNoContent, status)
+	status, out = b.do(t, "DELETE", "/1/derived_columns/checkout/"+dcID, b.key, nil)
+	require.Equal(t, http.StatusNoContent, status, "%s", out)
 	status, out = b.do(t, "GET", "/1/burn_alerts/checkout?slo_id="+id, b.key, nil)
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, "[]", strings.TrimSpace(string(out)), "the SLO's alerts go with it")
