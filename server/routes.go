@@ -74,5 +74,21 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	// Partners authenticate by their own signatures, not herald keys.
 	mux.Handle("POST /hooks/{partner}", handlePartnerHook(d))
 
+	if d.Sessions != nil {
+		addUIRoutes(mux, d)
+	}
+
 	mux.Handle("/", handleNotFound(d))
+}
+
+// addUIRoutes is the web UI's surface (docs/ui.md).
+func addUIRoutes(mux *http.ServeMux, d Deps) {
+	ui := func(h http.Handler) http.Handler { return signedIn(d, h) }
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusSeeOther))
+	mux.Handle("GET /ui/static/", handleStatic())
+	mux.Handle("GET /ui/signin", handleSignin(d))
+	mux.Handle("POST /ui/signin", handleSignin(d))
+	mux.Handle("POST /ui/signout", ui(handleSignout(d)))
+	mux.Handle("GET /ui/{$}", ui(handleOverview(d)))
+	mux.Handle("GET /ui/sandbox", ui(handleMailbox(d)))
 }

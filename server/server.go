@@ -75,12 +75,21 @@ type Deps struct {
 	// Hooks reads each partner's event webhook, by partner name;
 	// PartnerEvents applies what they report; HookMetrics counts them
 	// (nil: not counted).
-	Hooks          map[string]herald.EventWebhook
-	PartnerEvents  EventSink
-	HookMetrics    *HookMetrics
-	Canaries       CanaryReader
-	SLOs           SLOs
-	SLOEngine      SLOEngine
+	Hooks         map[string]herald.EventWebhook
+	PartnerEvents EventSink
+	HookMetrics   *HookMetrics
+	Canaries      CanaryReader
+	SLOs          SLOs
+	SLOEngine     SLOEngine
+	// Sessions keeps the web UI's sessions; UIStore answers its lists and
+	// charts; Breakers reports each partner's circuit breaker; Mailbox,
+	// when set, is the built-in sandbox's mailbox, shown in the UI.
+	Sessions UISessions
+	UIStore  UIStore
+	Breakers func() map[string]notify.BreakerState
+	Mailbox  Mailbox
+	// templates are the UI's pages, parsed by NewServer.
+	templates      uiTemplates
 	Clock          clock.Clock
 	Metrics        http.Handler
 	Ready          func(ctx context.Context) error
@@ -97,6 +106,13 @@ func NewServer(d Deps) http.Handler {
 	}
 	if d.Decompressor == nil {
 		d.Decompressor = &ingest.Decompressor{}
+	}
+	if d.Sessions != nil {
+		t, err := parseUITemplates()
+		if err != nil {
+			panic(err) // the templates are embedded: a test catches this
+		}
+		d.templates = t
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)

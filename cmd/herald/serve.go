@@ -218,6 +218,7 @@ func serve(ctx context.Context, cfg *Config, getenv func(string) string, stdout 
 		Decompressor: decompressor,
 		Logger:       log, Keys: db, Notifier: svc, Reader: db, Events: events, Queries: db, Triggers: db,
 		Evaluations: db, Evaluator: evaluator, Markers: db, PartnerEvents: db, Hooks: hooks, Canaries: db, SLOs: db, SLOEngine: slos,
+		Sessions: db, UIStore: db, Breakers: svc.BreakerStates, Mailbox: mailbox(builtin),
 		HookMetrics: server.NewHookMetrics(reg, slices.Sorted(maps.Keys(hooks))), TracerProvider: tracing.Provider,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   func(ctx context.Context) error { return db.PingContext(ctx) },
@@ -555,4 +556,12 @@ func newSLOs(ctx context.Context, cfg Config, db *sqlstore.DB, events herald.Eve
 		return nil, err
 	}
 	return slos, nil
+}
+
+// mailbox is the built-in sandbox's mailbox for the UI, or nil.
+func mailbox(sb *sandbox.Running) server.Mailbox {
+	if sb == nil {
+		return nil
+	}
+	return sb.Server
 }
