@@ -41,6 +41,7 @@ type eventsBundle struct {
 	key    string // configuration
 	ingest string
 	events *eventstore.DuckDB
+	db     *sqlstore.DB
 }
 
 // setupEvents starts herald's API over real SQLite and DuckDB files, with
@@ -72,10 +73,10 @@ func setupEvents(t testing.TB, cfg eventstore.Config) *eventsBundle {
 	require.NoError(t, slos.EnsureDeliverySLOs(ctx))
 	h := server.NewServer(server.Deps{Logger: slog.New(slog.DiscardHandler), Keys: db, Notifier: svc, Reader: db,
 		Events: events, Queries: db, Triggers: db, Evaluations: db, Evaluator: eval, Markers: db, PartnerEvents: db,
-		SLOs: db, SLOEngine: slos, Clock: clock.NewFake(t0), Metrics: http.NotFoundHandler()})
+		SLOs: db, SLOEngine: slos, Sessions: db, UIStore: db, Canaries: db, Clock: clock.NewFake(t0), Metrics: http.NotFoundHandler()})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &eventsBundle{url: srv.URL, key: key, ingest: ingest, events: events}
+	return &eventsBundle{url: srv.URL, key: key, ingest: ingest, events: events, db: db}
 }
 
 // do sends a request and returns the status and body.
