@@ -36,6 +36,9 @@ type DB struct {
 
 	specMu sync.Mutex
 	specs  map[string]cachedSpec // trigger id → its decoded spec, for the scheduler
+
+	seriesMu sync.Mutex
+	series   map[seriesKey][]JudgementBucket // closed buckets of DeliverySeries
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies

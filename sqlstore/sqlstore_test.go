@@ -16,7 +16,7 @@ import (
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-func open(t *testing.T) (*sqlstore.DB, *clock.Fake, string) {
+func open(t testing.TB) (*sqlstore.DB, *clock.Fake, string) {
 	t.Helper()
 	c := clock.NewFake(t0)
 	path := filepath.Join(t.TempDir(), "herald.db")
