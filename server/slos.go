@@ -28,6 +28,9 @@ type SLOs interface {
 type SLOEngine interface {
 	Status(ctx context.Context, o herald.SLO) (herald.SLOStatus, error)
 	CheckAlert(ctx context.Context, o herald.SLO, a herald.BurnAlert) error
+	// BurnDown returns the budget left at points instants of o's current
+	// period, oldest first (the web UI's burn-down chart).
+	BurnDown(ctx context.Context, o herald.SLO, points int) ([]herald.BudgetPoint, error)
 }
 
 // sloBody is an SLO as clients send it, with herald's two additions for
