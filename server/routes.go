@@ -91,4 +91,15 @@ func addUIRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /ui/signout", ui(handleSignout(d)))
 	mux.Handle("GET /ui/{$}", ui(handleOverview(d)))
 	mux.Handle("GET /ui/sandbox", ui(handleMailbox(d)))
+
+	mux.Handle("GET /ui/deliveries", ui(handleDeliveriesPage(d)))
+	mux.Handle("GET /ui/deliveries/{id}", ui(handleDeliveryPage(d)))
+	mux.Handle("POST /ui/deliveries/{id}/retry", ui(handleDeliveryRetryForm(d)))
+	mux.Handle("POST /ui/notifications", ui(handleNotificationForm(d)))
+
+	mux.Handle("GET /ui/triggers", ui(handleUITriggers(d)))
+	mux.Handle("GET /ui/triggers/{dataset}/{id}", ui(handleUITrigger(d)))
+	mux.Handle("POST /ui/triggers/{dataset}/{id}/test", ui(handleUITestTrigger(d)))
+	mux.Handle("GET /ui/slos", ui(handleUISLOs(d)))
+	mux.Handle("GET /ui/slos/{dataset}/{id}", ui(handleUISLO(d)))
 }

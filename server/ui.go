@@ -43,6 +43,14 @@ type UISessions interface {
 // UIStore answers the UI's lists and charts; *sqlstore.DB implements it.
 type UIStore interface {
 	DeliverySeries(ctx context.Context, from, to time.Time, step time.Duration) ([]sqlstore.JudgementBucket, error)
+	// Activity returns a page of deliveries, newest first; EINVALID for a
+	// filter it cannot apply.
+	Activity(ctx context.Context, f sqlstore.ActivityFilter) (sqlstore.ActivityPage, error)
+	// Transitions returns a delivery's state changes, oldest first.
+	Transitions(ctx context.Context, deliveryID string) ([]sqlstore.Transition, error)
+	// PartnerEvents returns the partner events matched to a delivery, in
+	// the order received.
+	PartnerEvents(ctx context.Context, deliveryID string) ([]herald.PartnerEvent, error)
 }
 
 // Mailbox lists what the built-in sandbox's partners "delivered";
