@@ -32,6 +32,10 @@ const (
 	MetaDeliveryID     = "herald_delivery_id"
 )
 
+// MetaTriggerID is the metadata key of a trigger's notifications that
+// names the trigger.
+const MetaTriggerID = "herald_trigger_id"
+
 // Attempt is the record of one try to hand a delivery to a partner. It
 // never holds a secret: request bodies are summarized, not stored, and
 // credentials are never part of a summary.

@@ -159,7 +159,7 @@ func (e *Evaluator) notification(ctx context.Context, t herald.Trigger, ev heral
 	}
 	alert := e.alert(t, ev, test)
 	n := &herald.Notification{ID: herald.NewID("ntf_", ev.At), Subject: alert.Summary, CreatedAt: ev.At, Alert: alert,
-		Metadata: map[string]string{"herald_trigger_id": t.ID}}
+		Metadata: map[string]string{herald.MetaTriggerID: t.ID}}
 	var err error
 	if n.Text, n.HTML, err = renderAlert(alert); err != nil {
 		return nil, err

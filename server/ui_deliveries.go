@@ -211,7 +211,7 @@ func handleDeliveryPage(d Deps) http.Handler {
 			d.uiError(w, r, err)
 			return
 		}
-		v := deliveryView{Delivery: del, Notification: n, TriggerID: n.Metadata[sqlstore.TriggerMetadataKey],
+		v := deliveryView{Delivery: del, Notification: n, TriggerID: n.Metadata[herald.MetaTriggerID],
 			Live: !del.State.Final(), CanRetry: del.State == herald.StateFailed}
 		if v.TriggerID != "" && n.Alert != nil {
 			v.TriggerDataset = n.Alert.Dataset

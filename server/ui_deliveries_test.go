@@ -76,7 +76,7 @@ func (b *deliveriesBundle) notify(t *testing.T, id string, at time.Time, trigger
 	t.Helper()
 	n := &herald.Notification{ID: id, Subject: "subject of " + id, Text: "t", CreatedAt: at}
 	if trigger != "" {
-		n.Metadata = map[string]string{sqlstore.TriggerMetadataKey: trigger}
+		n.Metadata = map[string]string{herald.MetaTriggerID: trigger}
 		n.Alert = &herald.Alert{Dataset: "web", Summary: "latency"}
 	}
 	var ids []string

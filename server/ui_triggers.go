@@ -244,7 +244,7 @@ func sentTestOf(ctx context.Context, d Deps, t herald.Trigger, id string) (*sent
 		return nil, nil
 	case err != nil:
 		return nil, err
-	case n.Metadata["herald_trigger_id"] != t.ID || n.Alert == nil || !n.Alert.IsTest || len(n.Deliveries) == 0:
+	case n.Metadata[herald.MetaTriggerID] != t.ID || n.Alert == nil || !n.Alert.IsTest || len(n.Deliveries) == 0:
 		return nil, nil
 	}
 	return &sentTest{ID: n.ID, Delivery: n.Deliveries[0].ID, Count: len(n.Deliveries)}, nil

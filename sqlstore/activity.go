@@ -13,10 +13,6 @@ import (
 	"herald"
 )
 
-// TriggerMetadataKey is the notification metadata key that names the
-// trigger a notification is about.
-const TriggerMetadataKey = "herald_trigger_id"
-
 // ActivityFilter selects the deliveries of the activity list. Empty
 // fields match all.
 type ActivityFilter struct {
@@ -111,7 +107,7 @@ const (
 )
 
 // triggerExpr is the expression notifications_trigger indexes.
-const triggerExpr = `json_extract(n.metadata, '$.` + TriggerMetadataKey + `')`
+const triggerExpr = `json_extract(n.metadata, '$.` + herald.MetaTriggerID + `')`
 
 // Activity returns a page of the deliveries matching f, newest first.
 //

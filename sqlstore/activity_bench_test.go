@@ -83,7 +83,7 @@ func seedActivity(b *testing.B, db *sqlstore.DB, n int) {
 		if i%8 == 0 {
 			trigger = fmt.Sprintf("trg_%02d", s.rng.IntN(40))
 			recipients = 1 + s.rng.IntN(3)
-			m, _ := json.Marshal(map[string]string{sqlstore.TriggerMetadataKey: trigger})
+			m, _ := json.Marshal(map[string]string{herald.MetaTriggerID: trigger})
 			md, alert = string(m), `{"dataset":"web","summary":"latency over 2s"}`
 		}
 		if nb.Len() == 0 {

@@ -49,7 +49,7 @@ func setupActivity(t *testing.T) (*DB, []activityFixture) {
 		trigger := ""
 		if i%4 == 0 {
 			trigger = map[bool]string{true: "trg_a", false: "trg_b"}[i%8 == 0]
-			n.Metadata = map[string]string{TriggerMetadataKey: trigger}
+			n.Metadata = map[string]string{herald.MetaTriggerID: trigger}
 			n.Alert = &herald.Alert{Dataset: "web", Summary: "s"}
 		}
 		for j := range i%3 + 1 {
