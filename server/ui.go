@@ -50,7 +50,7 @@ type UIStore interface {
 	Transitions(ctx context.Context, deliveryID string) ([]sqlstore.Transition, error)
 	// PartnerEvents returns the partner events matched to a delivery, in
 	// the order received.
-	PartnerEvents(ctx context.Context, deliveryID string) ([]herald.PartnerEvent, error)
+	PartnerEvents(ctx context.Context, deliveryID string) ([]sqlstore.ReceivedEvent, error)
 }
 
 // Mailbox lists what the built-in sandbox's partners "delivered";
@@ -80,8 +80,10 @@ type page struct {
 	Key     herald.APIKey
 	CSRF    string
 	Sandbox bool
-	// Flash is a one-line message from the action that led here.
+	// Flash is a one-line message from the action that led here; Alert
+	// marks it as an error, announced at once.
 	Flash string
+	Alert bool
 	Data  any
 }
 
@@ -270,7 +272,7 @@ func handleSignin(d Deps) http.Handler {
 		fail := func(status int, msg string) {
 			token := randomToken()
 			http.SetCookie(w, cookie(r, signinCookie, token, 600))
-			d.render(w, r, status, "signin", page{Title: "Sign in", Flash: msg, Data: map[string]string{"Token": token, "Next": next}})
+			d.render(w, r, status, "signin", page{Title: "Sign in", Flash: msg, Alert: true, Data: map[string]string{"Token": token, "Next": next}})
 		}
 		c, err := r.Cookie(signinCookie)
 		if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("token"))) != 1 {

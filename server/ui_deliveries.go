@@ -170,7 +170,7 @@ type timelineEntry struct {
 	At         time.Time
 	Transition *sqlstore.Transition
 	Attempt    *herald.Attempt
-	Event      *herald.PartnerEvent
+	Event      *sqlstore.ReceivedEvent
 }
 
 // deliveryView is what a delivery's page shows.
@@ -223,7 +223,9 @@ func handleDeliveryPage(d Deps) http.Handler {
 			v.Timeline = append(v.Timeline, timelineEntry{At: del.AttemptLog[i].StartedAt, Attempt: &del.AttemptLog[i]})
 		}
 		for i := range events {
-			v.Timeline = append(v.Timeline, timelineEntry{At: events[i].At, Event: &events[i]})
+			// Placed when herald received it, which is when it changed
+			// the delivery; the partner's own time is shown beside it.
+			v.Timeline = append(v.Timeline, timelineEntry{At: events[i].ReceivedAt, Event: &events[i]})
 		}
 		// Stable: at one instant, state changes come before the attempt
 		// they start, as they were recorded.

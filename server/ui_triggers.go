@@ -80,6 +80,8 @@ func handleUITriggers(d Deps) http.Handler {
 				}
 				if len(evs) > 0 {
 					row.Last = &evs[0]
+				} else if row.State == "ok" {
+					row.State = notEvaluated
 				}
 				if row.State == "triggered" {
 					triggered++
@@ -95,6 +97,9 @@ func handleUITriggers(d Deps) http.Handler {
 			Data: map[string]any{"Triggers": rows, "Triggered": triggered}})
 	})
 }
+
+// notEvaluated is the state of an enabled trigger with no evaluation yet.
+const notEvaluated = "not_evaluated"
 
 // triggerState is what the list says of a trigger: disabled, triggered
 // or ok.
@@ -291,7 +296,11 @@ func handleUITrigger(d Deps) http.Handler {
 		if sent != nil {
 			p.Flash = fmt.Sprintf("Sent test notification %s to %d recipient(s).", sent.ID, sent.Count)
 		}
-		p.Data = map[string]any{"Trigger": t, "State": triggerState(t), "Query": triggerQuery(t.Query),
+		state := triggerState(t)
+		if len(evs) == 0 && state == "ok" {
+			state = notEvaluated
+		}
+		p.Data = map[string]any{"Trigger": t, "State": state, "Query": triggerQuery(t.Query),
 			"Threshold": triggerThreshold(t), "InARow": triggerInARow(t), "Schedule": triggerSchedule(t), "Recipients": recipients,
 			"Chart": svg, "Hidden": hidden, "Drawn": len(evs), "Evaluations": evaluationRows(latest, first), "Sent": sent}
 		d.render(w, r, http.StatusOK, "trigger", p)

@@ -370,16 +370,23 @@ func whereClause(where []string) string {
 	return " WHERE " + strings.Join(where, " AND ")
 }
 
+// ReceivedEvent is a partner event with the time herald received it: the
+// partner's own time may be coarser (whole seconds) or off.
+type ReceivedEvent struct {
+	herald.PartnerEvent
+	ReceivedAt time.Time
+}
+
 // PartnerEvents returns the partner events matched to the delivery with
 // id, in the order herald received them. An event that carries no time of
 // its own gets the time it was received.
-func (s *DB) PartnerEvents(ctx context.Context, deliveryID string) ([]herald.PartnerEvent, error) {
+func (s *DB) PartnerEvents(ctx context.Context, deliveryID string) ([]ReceivedEvent, error) {
 	rows, err := s.QueryContext(ctx, `SELECT record, received_at FROM partner_events WHERE delivery_id = ? ORDER BY received_at, event_id`, deliveryID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: partner events: %w", err)
 	}
 	defer rows.Close()
-	out := []herald.PartnerEvent{}
+	out := []ReceivedEvent{}
 	for rows.Next() {
 		var record string
 		var received int64
@@ -390,10 +397,11 @@ func (s *DB) PartnerEvents(ctx context.Context, deliveryID string) ([]herald.Par
 		if err := json.Unmarshal([]byte(record), &ev); err != nil {
 			return nil, fmt.Errorf("sqlstore: partner events of %s: %w", deliveryID, err)
 		}
+		at := time.Unix(0, received).UTC()
 		if ev.At.IsZero() {
-			ev.At = time.Unix(0, received).UTC()
+			ev.At = at
 		}
-		out = append(out, ev)
+		out = append(out, ReceivedEvent{PartnerEvent: ev, ReceivedAt: at})
 	}
 	return out, rows.Err()
 }

@@ -306,7 +306,7 @@ func (c Bars) table(w *writer, caption string, names []string, kinds map[string]
 	if c.Unit != "" {
 		unit = " (" + c.Unit + ")"
 	}
-	w.s(`<table class="sr-only"><caption>`)
+	w.s(`<div class="sr-only"><table><caption>`)
 	w.text(caption)
 	w.s(`</caption><thead><tr><th scope="col">`)
 	w.text(cmp.Or(c.XLabel, "Category"))
@@ -357,5 +357,5 @@ func (c Bars) table(w *writer, caption string, names []string, kinds map[string]
 		}
 		w.s("</tr>")
 	}
-	w.s("</tbody></table>")
+	w.s("</tbody></table></div>")
 }

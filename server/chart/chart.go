@@ -1,7 +1,7 @@
 // Package chart draws herald's web UI charts as inline SVG: Line, a
 // time-series chart, and Bars, a stacked bar chart. Each renders as
 // template.HTML to embed in an html/template page: the <svg>, then a
-// visually hidden <table class="sr-only"> with the same numbers for screen
+// visually hidden <div class="sr-only"><table> with the same numbers for screen
 // readers and text browsers.
 //
 // Charts are readable without colour: series differ by dash pattern and
@@ -24,7 +24,7 @@ import (
 	"unicode/utf8"
 )
 
-// Stylesheet is CSS for pages that show charts: it hides .sr-only tables
+// Stylesheet is CSS for pages that show charts: it hides .sr-only elements
 // visually, lets charts shrink to their container, and maps the series
 // classes to the custom properties --chart-color-0 … --chart-color-6 and
 // --chart-background, so a page (or its dark mode) restyles every chart by
@@ -297,9 +297,9 @@ func noData(w *writer, width, height int, title, caption string) template.HTML {
 	w.s(`" y="`)
 	w.num((top+float64(height)-edge)/2 + fontSize/3)
 	w.s(`" text-anchor="middle" fill="currentColor">No data</text></svg>`)
-	w.s(`<table class="sr-only"><caption>`)
+	w.s(`<div class="sr-only"><table><caption>`)
 	w.text(caption)
-	w.s("</caption><tbody><tr><td>No data</td></tr></tbody></table>")
+	w.s("</caption><tbody><tr><td>No data</td></tr></tbody></table></div>")
 	return template.HTML(w.b)
 }
 

@@ -36,7 +36,7 @@ func wellFormed(t testing.TB, out template.HTML) string {
 	end := strings.Index(s, "</svg>")
 	require.Positive(t, end, "no </svg>")
 	require.True(t, strings.HasPrefix(s, "<svg "), "output starts with the svg")
-	require.Contains(t, s[end:], `<table class="sr-only">`, "the data table follows the svg")
+	require.Contains(t, s[end:], `<div class="sr-only"><table>`, "the data table follows the svg")
 	return s[:end+len("</svg>")]
 }
 

@@ -516,7 +516,7 @@ func (c Line) table(w *writer, caption string, names []string, data [][]Point) {
 	if c.Unit != "" {
 		unit = " (" + c.Unit + ")"
 	}
-	w.s(`<table class="sr-only"><caption>`)
+	w.s(`<div class="sr-only"><table><caption>`)
 	w.text(caption)
 	w.s("</caption><thead><tr>")
 	times, ok := tableTimes(data)
@@ -543,7 +543,7 @@ func (c Line) table(w *writer, caption string, names []string, data [][]Point) {
 	}
 	w.s("</tbody>")
 	thresholdRows(w, c.Thresholds, c.Unit, cols)
-	w.s("</table>")
+	w.s("</table></div>")
 }
 
 // tableTimes returns the distinct times of the finite points in data, in
