@@ -197,14 +197,13 @@ func (d Deps) render(w http.ResponseWriter, r *http.Request, status int, name st
 // maps to.
 func (d Deps) uiError(w http.ResponseWriter, r *http.Request, err error) {
 	st, ok := statuses[herald.ErrorCode(err)]
-	msg := st.title
 	var he *herald.Error
-	if !ok || !errors.As(err, &he) || he.Code == herald.EINTERNAL {
-		st = statuses[herald.EINTERNAL]
-		msg = "Something went wrong inside herald; its log has the details."
-		d.Logger.ErrorContext(r.Context(), "ui: request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	} else {
+	msg := "Something went wrong inside herald; its log has the details."
+	if ok && errors.As(err, &he) && he.Code != herald.EINTERNAL {
 		msg = he.Message
+	} else {
+		st = statuses[herald.EINTERNAL]
+		d.Logger.ErrorContext(r.Context(), "ui: request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
 	d.render(w, r, st.status, "error", page{Title: st.title, Data: msg})
 }
