@@ -170,7 +170,7 @@ func burnAlertRows(alerts []herald.BurnAlert, st herald.SLOStatus) ([]burnAlertR
 	names := map[string]string{slo.NoDataAlert: "no data: the SLI went silent", "ExclusionDrift": "exclusion drift: bounces above their baseline"}
 	rows := make([]burnAlertRow, len(alerts))
 	for i, a := range alerts {
-		names[a.ID] = burnAlertName(a)
+		names[a.ID] = slo.Label(a)
 		row := burnAlertRow{Alert: a, Name: names[a.ID], Rule: burnAlertRule(a), State: cmp.Or(a.State, string(herald.AlertOK))}
 		if s, ok := statuses[a.ID]; ok {
 			row.State = string(s.State)
@@ -199,30 +199,6 @@ func historyRows(events []herald.BurnAlertEvent, names, first map[string]string)
 			Rates: strings.Join(rates, ", "), Budget: ev.BudgetRemaining * 100, Delivery: first[ev.NotificationID]}
 	}
 	return rows
-}
-
-// burnAlertName names a burn alert by what it is: "page 1h/5m",
-// "ticket budget rate 1h", "page exhaustion 4h".
-func burnAlertName(a herald.BurnAlert) string {
-	minutes := func(m *int) string {
-		switch {
-		case m == nil:
-			return "?"
-		case *m == 0:
-			return "0m"
-		}
-		return slo.Window(time.Duration(*m) * time.Minute)
-	}
-	switch a.AlertType {
-	case herald.AlertMultiwindow:
-		return fmt.Sprintf("%s %s/%s", a.Severity, slo.Window(time.Duration(a.LongWindowMinutes)*time.Minute),
-			slo.Window(time.Duration(a.ShortWindowMinutes)*time.Minute))
-	case herald.AlertBudgetRate:
-		return a.Severity + " budget rate " + minutes(a.BudgetRateWindowMinutes)
-	case herald.AlertExhaustionTime:
-		return a.Severity + " exhaustion " + minutes(a.ExhaustionMinutes)
-	}
-	return a.Severity + " " + a.AlertType
 }
 
 // burnAlertRule says when a burn alert fires.

@@ -91,15 +91,11 @@ func NewEngine(s SLO, b *Buckets) (*Engine, error) {
 // SLO returns the SLO with its defaults applied.
 func (e *Engine) SLO() SLO { return e.slo }
 
-// State returns the current state of the named alert (NoDataAlert included).
+// State returns the current state of the named alert (NoDataAlert
+// included), and "" for an unknown name.
 func (e *Engine) State(name string) State {
-	if name == NoDataAlert {
-		return e.noData.state
-	}
-	for i, a := range e.slo.Alerts {
-		if a.Name == name {
-			return e.states[i].state
-		}
+	if a := e.alert(name); a != nil {
+		return a.state
 	}
 	return ""
 }
@@ -147,13 +143,8 @@ func (e *Engine) alert(name string) *alertState {
 // Last returns the snapshot of the named alert at the latest evaluation
 // (NoDataAlert included), and false for an unknown name.
 func (e *Engine) Last(name string) (Snapshot, bool) {
-	if name == NoDataAlert {
-		return e.noData.last, true
-	}
-	for i, a := range e.slo.Alerts {
-		if a.Name == name {
-			return e.states[i].last, true
-		}
+	if a := e.alert(name); a != nil {
+		return a.last, true
 	}
 	return Snapshot{}, false
 }

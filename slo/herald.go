@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,13 +16,7 @@ func FromHerald(o herald.SLO, alerts []herald.BurnAlert) SLO {
 	s := SLO{ID: o.ID, Name: o.Name, Target: o.Target(), Period: o.Period(),
 		LowTraffic: LowTrafficPolicy{VolumeAware: o.VolumeAware}}
 	for _, a := range alerts {
-		b := BurnAlert{Name: a.ID, Severity: a.Severity}
-		if b.Name == "" { // not saved yet: named by what it is
-			b.Name = a.Severity + " " + a.AlertType
-			if a.AlertType == herald.AlertMultiwindow {
-				b.Name = fmt.Sprintf("%s %s/%s", a.Severity, Window(time.Duration(a.LongWindowMinutes)*time.Minute), Window(time.Duration(a.ShortWindowMinutes)*time.Minute))
-			}
-		}
+		b := BurnAlert{Name: cmp.Or(a.ID, Label(a)), Severity: a.Severity} // an unsaved alert is named by what it is
 		switch a.AlertType {
 		case herald.AlertMultiwindow:
 			b.Kind = KindMultiwindow
@@ -95,4 +90,28 @@ func Window(d time.Duration) string {
 		return fmt.Sprintf("%dh", d/time.Hour)
 	}
 	return fmt.Sprintf("%dm", d/time.Minute)
+}
+
+// Label names a burn alert by what it is, for people: "page 1h/5m",
+// "ticket budget rate 1h", "page exhaustion 4h".
+func Label(a herald.BurnAlert) string {
+	minutes := func(m *int) string {
+		switch {
+		case m == nil:
+			return "?"
+		case *m == 0:
+			return "0m"
+		}
+		return Window(time.Duration(*m) * time.Minute)
+	}
+	switch a.AlertType {
+	case herald.AlertMultiwindow:
+		return fmt.Sprintf("%s %s/%s", a.Severity, Window(time.Duration(a.LongWindowMinutes)*time.Minute),
+			Window(time.Duration(a.ShortWindowMinutes)*time.Minute))
+	case herald.AlertBudgetRate:
+		return a.Severity + " budget rate " + minutes(a.BudgetRateWindowMinutes)
+	case herald.AlertExhaustionTime:
+		return a.Severity + " exhaustion " + minutes(a.ExhaustionMinutes)
+	}
+	return a.Severity + " " + a.AlertType
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -178,19 +177,7 @@ func (s *DB) saveBurnAlert(ctx context.Context, tx *sql.Tx, a *herald.BurnAlert,
 		a.ID, a.SLO.ID, a.Dataset, string(spec), a.CreatedAt.UnixNano(), now.UnixNano()); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM burn_alert_destinations WHERE burn_alert_id = ?`, a.ID); err != nil {
-		return err
-	}
-	var ids []string
-	for _, r := range a.Recipients {
-		if !slices.Contains(ids, r.ID) {
-			ids = append(ids, r.ID)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO burn_alert_destinations (burn_alert_id, destination_id) VALUES (?, ?)`, a.ID, r.ID); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return linkDestinations(ctx, tx, burnAlertLinks, a.ID, a.Recipients)
 }
 
 // GetBurnAlert returns the burn alert with id in dataset, or ENOTFOUND.

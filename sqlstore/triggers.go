@@ -209,6 +209,33 @@ func (s *DB) resolveRecipients(ctx context.Context, tx *sql.Tx, rs []herald.Trig
 	return nil
 }
 
+// destinationLinks names a table recording which destinations the rows of
+// another use, so a destination in use is not deleted.
+type destinationLinks struct{ table, owner string }
+
+var (
+	triggerLinks   = destinationLinks{"trigger_destinations", "trigger_id"}
+	burnAlertLinks = destinationLinks{"burn_alert_destinations", "burn_alert_id"}
+)
+
+// linkDestinations records, in l, that owner uses the destinations of
+// recipients (resolved: every one has its id), and no other.
+func linkDestinations(ctx context.Context, tx *sql.Tx, l destinationLinks, owner string, recipients []herald.TriggerRecipient) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+l.table+` WHERE `+l.owner+` = ?`, owner); err != nil {
+		return err
+	}
+	var ids []string
+	for _, r := range recipients {
+		if !slices.Contains(ids, r.ID) {
+			ids = append(ids, r.ID)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO `+l.table+` (`+l.owner+`, destination_id) VALUES (?, ?)`, owner, r.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // SaveTrigger creates a trigger (t.ID empty) or replaces one, in the
 // dataset slug t.DatasetSlug; t must be normalized. A replaced trigger
 // keeps its creation time and its evaluation state (triggered). Returns
@@ -240,19 +267,7 @@ func (s *DB) SaveTrigger(ctx context.Context, t herald.Trigger) (herald.Trigger,
 			t.ID, t.DatasetSlug, string(spec), t.Triggered, t.CreatedAt.UnixNano(), now.UnixNano()); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM trigger_destinations WHERE trigger_id = ?`, t.ID); err != nil {
-			return err
-		}
-		var ids []string
-		for _, r := range t.Recipients {
-			if !slices.Contains(ids, r.ID) {
-				ids = append(ids, r.ID)
-				if _, err := tx.ExecContext(ctx, `INSERT INTO trigger_destinations (trigger_id, destination_id) VALUES (?, ?)`, t.ID, r.ID); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return linkDestinations(ctx, tx, triggerLinks, t.ID, t.Recipients)
 	})
 	if err != nil {
 		if herald.ErrorCode(err) == herald.EINTERNAL {
