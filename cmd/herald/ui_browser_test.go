@@ -42,6 +42,16 @@ func TestBrowserUI(t *testing.T) {
 	for i := range events {
 		events[i] = map[string]any{"data": map[string]any{"name": "checkout", "duration_ms": 120 + 100*i}}
 	}
+	// Two hours of earlier checkouts, one in 25 slow, give the SLO a
+	// history to draw.
+	for i := range 240 {
+		ms := 150
+		if i%25 == 3 {
+			ms = 900
+		}
+		events = append(events, map[string]any{"time": time.Now().Add(-2*time.Hour + time.Duration(i)*29*time.Second).UTC().Format(time.RFC3339),
+			"data": map[string]any{"name": "checkout", "duration_ms": ms}})
+	}
 	status, _ := h.do(t, "POST", "/1/batch/checkout", events)
 	require.Equal(t, http.StatusOK, status)
 	triggerID, evaluatedAt := dueTrigger(t, h, "checkout", 6*time.Second, 16*time.Second)
@@ -242,6 +252,9 @@ func TestBrowserUI(t *testing.T) {
 		b.visit("/ui/slos/checkout/" + o["id"].(string))
 		b.waitVisible(heading(1, "Checkout under 300 ms"))
 		b.chart("Error budget remaining over the 30d period")
+		status, detail := h.do(t, "GET", "/1/slos/checkout/"+o["id"].(string)+"?detailed", nil)
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, 95.833, detail["compliance"], "10 of the 240 earlier checkouts were slow: %v", detail)
 		b.shot("slo-checkout")
 		b.checkAccessible("SLO over events")
 	})
