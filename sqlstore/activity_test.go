@@ -349,3 +349,24 @@ func TestPartnerEventsOfADelivery(t *testing.T) {
 	require.Equal(t, herald.PartnerDelivered, evs[1].Type)
 	require.Equal(t, activityT0, evs[1].At, "no time of its own: when it was received")
 }
+
+// A cursor comes back from the browser: anything may arrive.
+func FuzzDecodeActivityCursor(f *testing.F) {
+	f.Add(ActivityCursor{CreatedAt: time.Unix(0, 1764500000000000000), ID: "dlv_01"}.String())
+	f.Add("")
+	f.Add("not-base64!")
+	f.Add("LTEuZA")
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := DecodeActivityCursor(token)
+		if err != nil {
+			if herald.ErrorCode(err) != herald.EINVALID {
+				t.Fatalf("error %v is not EINVALID", err)
+			}
+			return
+		}
+		again, err := DecodeActivityCursor(c.String())
+		if err != nil || !again.CreatedAt.Equal(c.CreatedAt) || again.ID != c.ID {
+			t.Fatalf("%+v does not round-trip: %+v, %v", c, again, err)
+		}
+	})
+}
