@@ -189,6 +189,11 @@ type SLOs struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	runs map[string]*sloRun
+	// lastJudged is the last range of availability judgements read.
+	lastJudged struct {
+		from, to time.Time
+		list     []herald.DeliveryJudgements
+	}
 	// lastTick is when Tick last finished without error.
 	lastTick time.Time
 }
@@ -419,7 +424,7 @@ func (s *SLOs) load(ctx context.Context, run *sloRun, from, to time.Time) error 
 			run.bkt.AddCounts(minute(c.Minute), c.Good, c.Bad)
 		}
 	case o.SLI.Alias == herald.SLIDelivered:
-		js, err := s.cfg.Store.DeliveryJudgements(ctx, from, to)
+		js, err := s.deliveryJudgements(ctx, from, to)
 		if err != nil {
 			return err
 		}
@@ -430,7 +435,9 @@ func (s *SLOs) load(ctx context.Context, run *sloRun, from, to time.Time) error 
 			}
 		}
 	case o.SLI.Alias == herald.SLIDeliveredWithin:
-		js, err := s.cfg.Store.LatencyJudgements(ctx, o.Channel, s.cfg.Delivery.LatencyWithin[o.Channel], from, to)
+		js, err := inDays(from, to, func(from, to time.Time) ([]herald.DeliveryJudgements, error) {
+			return s.cfg.Store.LatencyJudgements(ctx, o.Channel, s.cfg.Delivery.LatencyWithin[o.Channel], from, to)
+		})
 		if err != nil {
 			return err
 		}
@@ -441,6 +448,42 @@ func (s *SLOs) load(ctx context.Context, run *sloRun, from, to time.Time) error 
 		return fmt.Errorf("unknown delivery SLI %q", o.SLI.Alias)
 	}
 	return nil
+}
+
+// deliveryJudgements returns the availability judgements of [from, to),
+// every channel's: the channels' SLOs read the same range at each tick, so
+// the last range read is kept for the next SLO. Called with s.mu held.
+func (s *SLOs) deliveryJudgements(ctx context.Context, from, to time.Time) ([]herald.DeliveryJudgements, error) {
+	if s.lastJudged.from.Equal(from) && s.lastJudged.to.Equal(to) {
+		return s.lastJudged.list, nil
+	}
+	js, err := inDays(from, to, func(from, to time.Time) ([]herald.DeliveryJudgements, error) {
+		return s.cfg.Store.DeliveryJudgements(ctx, from, to)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.lastJudged.from, s.lastJudged.to, s.lastJudged.list = from, to, js
+	return js, nil
+}
+
+// inDays reads [from, to) a day at a time: loading a whole period at
+// start then holds the state store's one connection, which the delivery
+// queue shares, for a moment at a time rather than for seconds.
+func inDays(from, to time.Time, read func(from, to time.Time) ([]herald.DeliveryJudgements, error)) ([]herald.DeliveryJudgements, error) {
+	var out []herald.DeliveryJudgements
+	for t := from; t.Before(to); t = t.Add(24 * time.Hour) {
+		end := t.Add(24 * time.Hour)
+		if end.After(to) {
+			end = to
+		}
+		js, err := read(t, end)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, js...)
+	}
+	return out, nil
 }
 
 // evaluate runs run's engine once per minute and records what changed.

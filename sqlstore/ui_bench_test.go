@@ -86,6 +86,31 @@ func BenchmarkOverview(b *testing.B) {
 			}
 		})
 	}
+	// What the SLO engine reads: a 30-day load at start, then a minute.
+	b.Run("slo-load-30d", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.DeliveryJudgements(ctx, t0.Add(-30*24*time.Hour), t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("slo-latency-load-30d", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.LatencyJudgements(ctx, "email", 5*time.Minute, t0.Add(-30*24*time.Hour), t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("slo-minute", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.DeliveryJudgements(ctx, t0.Add(-time.Minute), t0); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := db.LatencyJudgements(ctx, "email", 5*time.Minute, t0.Add(-time.Minute), t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("newest-failures", func(b *testing.B) {
 		for b.Loop() {
 			ds, err := db.ListDeliveries(ctx, sqlstore.DeliveryFilter{Judgement: herald.JudgedBad, Limit: 10})
