@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -70,23 +71,67 @@ func handleGetDerivedColumn(d Deps) http.Handler {
 }
 
 // handleUpdateDerivedColumn is PUT: the expression and description are
-// replaced; the alias may be sent but not changed.
+// replaced; the alias may be sent but not changed. The SLI of an SLO must
+// stay boolean: a change that would break it is undone and refused.
 func handleUpdateDerivedColumn(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
 		in, err := decode[herald.DerivedColumn](r)
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
 		}
-		out, err := d.Events.UpdateDerivedColumn(r.Context(), r.PathValue("dataset"), herald.DerivedColumn{
-			ID: r.PathValue("id"), Alias: in.Alias, Expression: in.Expression, Description: in.Description,
+		dataset := r.PathValue("dataset")
+		old, err := d.Events.DerivedColumn(ctx, dataset, r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		out, err := d.Events.UpdateDerivedColumn(ctx, dataset, herald.DerivedColumn{
+			ID: old.ID, Alias: in.Alias, Expression: in.Expression, Description: in.Description,
 		})
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
 		}
+		using, err := slosUsing(ctx, d, dataset, old.Alias)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		if len(using) > 0 {
+			now := d.Clock.Now()
+			if _, err := d.Events.SLICounts(ctx, dataset, old.Alias, now, now); herald.ErrorCode(err) == herald.EINVALID {
+				if _, rerr := d.Events.UpdateDerivedColumn(ctx, dataset, old); rerr != nil {
+					writeError(w, r, d.Logger, rerr)
+					return
+				}
+				writeError(w, r, d.Logger, herald.Invalid("expression", "invalid",
+					"derived column %q is the SLI of SLO(s) %s and must stay true, false or null: %v", old.Alias, strings.Join(using, ", "), err))
+				return
+			}
+		}
 		encode(w, http.StatusOK, out)
 	})
+}
+
+// slosUsing returns the ids of the SLOs of dataset whose SLI is alias.
+func slosUsing(ctx context.Context, d Deps, dataset, alias string) ([]string, error) {
+	ds, err := d.Events.Dataset(ctx, dataset)
+	if err != nil {
+		return nil, err
+	}
+	slos, err := d.SLOs.ListSLOs(ctx, ds.Slug)
+	if err != nil {
+		return nil, err
+	}
+	var using []string
+	for _, o := range slos {
+		if o.SLI.Alias == alias {
+			using = append(using, o.ID)
+		}
+	}
+	return using, nil
 }
 
 // handleDeleteDerivedColumn deletes a derived column no SLO uses as its
@@ -99,21 +144,10 @@ func handleDeleteDerivedColumn(d Deps) http.Handler {
 			writeError(w, r, d.Logger, err)
 			return
 		}
-		ds, err := d.Events.Dataset(ctx, r.PathValue("dataset"))
+		using, err := slosUsing(ctx, d, r.PathValue("dataset"), dc.Alias)
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
-		}
-		slos, err := d.SLOs.ListSLOs(ctx, ds.Slug)
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		var using []string
-		for _, o := range slos {
-			if o.SLI.Alias == dc.Alias {
-				using = append(using, o.ID)
-			}
 		}
 		if len(using) > 0 {
 			writeError(w, r, d.Logger, herald.Errorf(herald.ECONFLICT, "derived column %q is the SLI of SLO(s) %s; delete them first", dc.Alias, strings.Join(using, ", ")))

@@ -125,6 +125,16 @@ func TestSLOLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusConflict, status, "%s", out)
 	require.Contains(t, string(out), id)
 
+	// Nor turned into something that is not true, false or null.
+	status, out = b.do(t, "PUT", "/1/derived_columns/checkout/"+dcID, b.key, strings.NewReader(`{"alias":"sli.fast_checkout","expression":"MUL($duration_ms, 2)"}`))
+	require.Equal(t, http.StatusUnprocessableEntity, status, "%s", out)
+	require.Contains(t, string(out), "must stay true, false or null")
+	status, out = b.do(t, "GET", "/1/derived_columns/checkout/"+dcID, b.key, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, string(out), `LTE($duration_ms, 300)`, "the refused change was undone")
+	status, out = b.do(t, "PUT", "/1/derived_columns/checkout/"+dcID, b.key, strings.NewReader(`{"alias":"sli.fast_checkout","expression":"IF(EQUALS($name, \"checkout\"), LT($duration_ms, 500))"}`))
+	require.Equal(t, http.StatusOK, status, "%s", out)
+
 	status, _ = b.do(t, "DELETE", "/1/slos/checkout/"+id, b.key, nil)
 	require.Equal(t, http.StatusNoContent, status)
 	status, out = b.do(t, "DELETE", "/1/derived_columns/checkout/"+dcID, b.key, nil)
