@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"herald"
@@ -200,4 +202,38 @@ func Summary(method, url string, bodyLen int, md map[string]string) string {
 		url = url[:i]
 	}
 	return fmt.Sprintf("%s %s body=%dB metadata_keys=[%s]", method, url, bodyLen, strings.Join(keys, ","))
+}
+
+// Scrub replaces every secret of four characters or more in r's request
+// summary, response excerpt and error with "[redacted]": for channels whose
+// destinations hold secrets (a routing key, a webhook URL's token, a
+// signing secret) that no answer should echo, but might. Shorter strings
+// are left alone, as they would blank ordinary words.
+func Scrub(r herald.Result, secrets ...string) herald.Result {
+	for _, s := range secrets {
+		if len(s) < 4 {
+			continue
+		}
+		r.Request = strings.ReplaceAll(r.Request, s, "[redacted]")
+		r.Response = strings.ReplaceAll(r.Response, s, "[redacted]")
+		r.Error = strings.ReplaceAll(r.Error, s, "[redacted]")
+	}
+	return r
+}
+
+// RecordResult puts an attempt's result on its client span: outcome,
+// reason, the partner's status under statusKey (the HTTP status, or an
+// SMTP reply code), the partner's message id, and an error status for
+// anything but accepted.
+func RecordResult(span trace.Span, r herald.Result, statusKey string) {
+	span.SetAttributes(attribute.String("herald.outcome", string(r.Outcome)), attribute.String("herald.reason", r.Reason))
+	if r.Status != 0 {
+		span.SetAttributes(attribute.Int(statusKey, r.Status))
+	}
+	if r.MessageID != "" {
+		span.SetAttributes(attribute.String("herald.partner_message_id", r.MessageID))
+	}
+	if r.Outcome != herald.OutcomeAccepted {
+		span.SetStatus(codes.Error, string(r.Outcome)+": "+r.Reason)
+	}
 }

@@ -30,7 +30,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"herald"
@@ -125,16 +124,7 @@ func (p *Provider) Send(ctx context.Context, e *herald.Email) herald.Result {
 		attribute.String("herald.partner", p.cfg.Name), attribute.String("herald.destination_id", e.To)))
 	defer span.End()
 	r := p.send(ctx, e, span)
-	span.SetAttributes(attribute.String("herald.outcome", string(r.Outcome)), attribute.String("herald.reason", r.Reason))
-	if r.Status != 0 {
-		span.SetAttributes(attribute.Int("http.response.status_code", r.Status))
-	}
-	if r.MessageID != "" {
-		span.SetAttributes(attribute.String("herald.partner_message_id", r.MessageID))
-	}
-	if r.Outcome != herald.OutcomeAccepted {
-		span.SetStatus(codes.Error, string(r.Outcome)+": "+r.Reason)
-	}
+	provider.RecordResult(span, r, "http.response.status_code")
 	return r
 }
 
@@ -160,7 +150,7 @@ func (p *Provider) send(ctx context.Context, e *herald.Email, span trace.Span) h
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
-		return scrub(herald.Result{Outcome: herald.OutcomeRejected, Reason: "config", Request: summary, PartnerSide: true,
+		return provider.Scrub(herald.Result{Outcome: herald.OutcomeRejected, Reason: "config", Request: summary, PartnerSide: true,
 			Error: "pagerduty: build request: " + err.Error()}, key)
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -168,7 +158,7 @@ func (p *Provider) send(ctx context.Context, e *herald.Email, span trace.Span) h
 	req.Header.Set("User-Agent", "herald")
 	r = Classify(provider.Do(p.http, req), p.cfg.Clock.Now())
 	r.Request = summary
-	return scrub(r, key)
+	return provider.Scrub(r, key)
 }
 
 // destination reads the destination id names; ok is false, with the result
@@ -183,18 +173,6 @@ func (p *Provider) destination(ctx context.Context, id string) (herald.Destinati
 			Error: fmt.Sprintf("pagerduty: destination %q has no integration key", id)}, false
 	}
 	return dest, herald.Result{}, true
-}
-
-// scrub removes the routing key from r's words. PagerDuty does not echo
-// it; this makes sure.
-func scrub(r herald.Result, key string) herald.Result {
-	if key == "" {
-		return r
-	}
-	r.Request = strings.ReplaceAll(r.Request, key, "[redacted]")
-	r.Response = strings.ReplaceAll(r.Response, key, "[redacted]")
-	r.Error = strings.ReplaceAll(r.Error, key, "[redacted]")
-	return r
 }
 
 type answer struct {

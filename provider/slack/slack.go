@@ -36,7 +36,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"herald"
@@ -129,16 +128,7 @@ func (p *Provider) Send(ctx context.Context, e *herald.Email) herald.Result {
 		attribute.String("herald.partner", p.cfg.Name), attribute.String("herald.destination_id", e.To)))
 	defer span.End()
 	r := p.send(ctx, e, span)
-	span.SetAttributes(attribute.String("herald.outcome", string(r.Outcome)), attribute.String("herald.reason", r.Reason))
-	if r.Status != 0 {
-		span.SetAttributes(attribute.Int("http.response.status_code", r.Status))
-	}
-	if r.MessageID != "" {
-		span.SetAttributes(attribute.String("herald.partner_message_id", r.MessageID))
-	}
-	if r.Outcome != herald.OutcomeAccepted {
-		span.SetStatus(codes.Error, string(r.Outcome)+": "+r.Reason)
-	}
+	provider.RecordResult(span, r, "http.response.status_code")
 	return r
 }
 
@@ -174,14 +164,14 @@ func (p *Provider) send(ctx context.Context, e *herald.Email, span trace.Span) h
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.String(), bytes.NewReader(body))
 	if err != nil {
-		return scrub(herald.Result{Outcome: herald.OutcomeRejected, Reason: "no_destination", Request: summary, PartnerSide: true,
-			Error: "slack: build request: " + err.Error()}, secrets)
+		return provider.Scrub(herald.Result{Outcome: herald.OutcomeRejected, Reason: "no_destination", Request: summary, PartnerSide: true,
+			Error: "slack: build request: " + err.Error()}, secrets...)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "herald")
 	r = Classify(provider.Do(p.http, req), deliveryID, p.cfg.Clock.Now())
 	r.Request = summary
-	return scrub(r, secrets)
+	return provider.Scrub(r, secrets...)
 }
 
 // destination reads the destination id names; ok is false, with the result
@@ -215,20 +205,6 @@ func secretsOf(raw string, u *url.URL) []string {
 		}
 	}
 	return secrets
-}
-
-// scrub removes every secret from r's words. No known Slack answer echoes
-// the URL; this makes sure.
-func scrub(r herald.Result, secrets []string) herald.Result {
-	for _, s := range secrets {
-		if s == "" {
-			continue
-		}
-		r.Request = strings.ReplaceAll(r.Request, s, "[redacted]")
-		r.Response = strings.ReplaceAll(r.Response, s, "[redacted]")
-		r.Error = strings.ReplaceAll(r.Error, s, "[redacted]")
-	}
-	return r
 }
 
 // Slack's error words (https://api.slack.com/messaging/webhooks#handling_errors),

@@ -36,11 +36,11 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"herald"
 	"herald/clock"
+	"herald/provider"
 )
 
 // Config configures an SMTP partner.
@@ -196,16 +196,7 @@ func (p *Provider) Send(ctx context.Context, e *herald.Email) herald.Result {
 		attribute.String("herald.partner", p.cfg.Name)))
 	defer span.End()
 	r := p.send(ctx, e)
-	span.SetAttributes(attribute.String("herald.outcome", string(r.Outcome)), attribute.String("herald.reason", r.Reason))
-	if r.Status != 0 {
-		span.SetAttributes(attribute.Int("herald.smtp.reply_code", r.Status))
-	}
-	if r.MessageID != "" {
-		span.SetAttributes(attribute.String("herald.partner_message_id", r.MessageID))
-	}
-	if r.Outcome != herald.OutcomeAccepted {
-		span.SetStatus(codes.Error, string(r.Outcome)+": "+r.Reason)
-	}
+	provider.RecordResult(span, r, "herald.smtp.reply_code")
 	return r
 }
 

@@ -47,7 +47,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"herald"
@@ -154,18 +153,13 @@ func (p *Provider) Send(ctx context.Context, e *herald.Email) herald.Result {
 	defer span.End()
 	var secrets []string
 	r, host := p.send(ctx, e, span, &secrets)
-	r.Request, r.Response, r.Error = redact(r.Request, secrets), redact(r.Response, secrets), redact(r.Error, secrets)
-
-	span.SetAttributes(attribute.String("herald.outcome", string(r.Outcome)), attribute.String("herald.reason", r.Reason))
-	if r.Status != 0 {
-		span.SetAttributes(attribute.Int("http.response.status_code", r.Status))
-	}
+	r = provider.Scrub(r, secrets...)
+	provider.RecordResult(span, r, "http.response.status_code")
 	log := p.cfg.Logger.With("partner", p.cfg.Name, "destination_id", e.To, "host", host,
 		"delivery_id", e.Metadata[herald.MetaDeliveryID], "outcome", r.Outcome, "reason", r.Reason, "status", r.Status)
 	if r.Outcome == herald.OutcomeAccepted {
 		log.DebugContext(ctx, "webhook accepted")
 	} else {
-		span.SetStatus(codes.Error, string(r.Outcome)+": "+r.Reason)
 		log.WarnContext(ctx, "webhook not accepted", "error", r.Error)
 	}
 	return r
@@ -249,17 +243,6 @@ func (p *Provider) send(ctx context.Context, e *herald.Email, span trace.Span, s
 
 func rejected(reason, format string, args ...any) herald.Result {
 	return herald.Result{Outcome: herald.OutcomeRejected, Reason: reason, Error: fmt.Sprintf(format, args...)}
-}
-
-// redact replaces every secret in s; values under 4 bytes are left alone,
-// as replacing them would garble the text and hide nothing.
-func redact(s string, secrets []string) string {
-	for _, v := range secrets {
-		if len(v) >= 4 {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-		}
-	}
-	return s
 }
 
 // signingKey returns the Standard Webhooks key for secret: the base64 after
