@@ -197,16 +197,7 @@ func (c *Canaries) judge(ctx context.Context, can herald.Canary, now time.Time) 
 
 // Run ticks every interval until ctx ends.
 func (c *Canaries) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := c.Tick(ctx, c.cfg.Clock.Now()); err != nil && ctx.Err() == nil {
-				c.cfg.Logger.ErrorContext(ctx, "canary pass failed", "error", err)
-			}
-		}
-	}
+	every(ctx, interval, c.cfg.Logger, "canary pass failed", func(ctx context.Context) error {
+		return c.Tick(ctx, c.cfg.Clock.Now())
+	})
 }

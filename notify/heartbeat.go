@@ -91,16 +91,8 @@ func (h *Heartbeat) Beat(ctx context.Context, now time.Time) (bool, error) {
 
 // Run beats every interval until ctx ends.
 func (h *Heartbeat) Run(ctx context.Context) {
-	tick := time.NewTicker(h.cfg.Every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if _, err := h.Beat(ctx, h.cfg.Clock.Now()); err != nil && ctx.Err() == nil {
-				h.cfg.Logger.Error("heartbeat failed", "error", err)
-			}
-		}
-	}
+	every(ctx, h.cfg.Every, h.cfg.Logger, "heartbeat failed", func(ctx context.Context) error {
+		_, err := h.Beat(ctx, h.cfg.Clock.Now())
+		return err
+	})
 }

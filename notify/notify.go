@@ -288,3 +288,20 @@ func (s *Service) Resend(ctx context.Context, deliveryID string) (bool, error) {
 	})
 	return resent, err
 }
+
+// every calls pass every interval (of real time: the background loops of
+// herald serve) until ctx ends, logging each error as msg.
+func every(ctx context.Context, interval time.Duration, log *slog.Logger, msg string, pass func(context.Context) error) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := pass(ctx); err != nil && ctx.Err() == nil {
+				log.ErrorContext(ctx, msg, "error", err)
+			}
+		}
+	}
+}

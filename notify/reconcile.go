@@ -87,16 +87,8 @@ func (r *Reconciler) Tick(ctx context.Context, now time.Time) ([]string, error) 
 
 // Run ticks every interval until ctx ends.
 func (r *Reconciler) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if _, err := r.Tick(ctx, r.cfg.Clock.Now()); err != nil && ctx.Err() == nil {
-				r.cfg.Logger.ErrorContext(ctx, "reconciler pass failed", "error", err)
-			}
-		}
-	}
+	every(ctx, interval, r.cfg.Logger, "reconciler pass failed", func(ctx context.Context) error {
+		_, err := r.Tick(ctx, r.cfg.Clock.Now())
+		return err
+	})
 }

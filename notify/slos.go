@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -209,6 +210,8 @@ type sloRun struct {
 	// excluded (bad) deliveries: the guardrail on exclusions reads it.
 	excluded *slo.Buckets
 	drift    herald.AlertState
+	// saved is each alert's lifecycle as last stored.
+	saved    map[string]sqlstore.AlertProgress
 	loadedTo time.Time
 	evalAt   time.Time
 }
@@ -398,6 +401,7 @@ func (s *SLOs) sync(ctx context.Context, o herald.SLO, alerts []herald.BurnAlert
 		for id, p := range progress {
 			engine.Restore(id, slo.State(p.State), p.Since, p.Falses)
 		}
+		run.saved = progress
 		run.slo, run.alerts, run.key, run.engine = o, alerts, key, engine
 		s.runs[o.ID] = run
 	}
@@ -515,7 +519,22 @@ func (s *SLOs) evaluate(ctx context.Context, run *sloRun) error {
 	if err := s.guardExclusions(ctx, run, at); err != nil {
 		return err
 	}
-	return s.cfg.Store.SaveAlertProgress(ctx, progress(ids...), nil, nil, nil)
+	// Only what moved without a transition (a pending alert's wait, a
+	// resolving one's count) is left to store; most minutes nothing is.
+	changed := map[string]sqlstore.AlertProgress{}
+	for id, p := range progress(ids...) {
+		if saved, ok := run.saved[id]; !ok || saved.State != p.State || !saved.Since.Equal(p.Since) || saved.Falses != p.Falses {
+			changed[id] = p
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	if err := s.cfg.Store.SaveAlertProgress(ctx, changed, nil, nil, nil); err != nil {
+		return err
+	}
+	maps.Copy(run.saved, changed)
+	return nil
 }
 
 // exclusionDrift is the guardrail on a delivery SLO's exclusions: a
@@ -564,7 +583,11 @@ func (s *SLOs) record(ctx context.Context, run *sloRun, t slo.Transition, progre
 	}
 	s.log.Warn("burn alert changed", "slo_id", run.slo.ID, "slo", run.slo.Name, "alert", t.Alert, "severity", t.Severity,
 		"from", t.From, "to", t.To, "inhibited", t.Inhibited, "notified", n != nil, "budget_remaining", t.Snapshot.BudgetRemaining)
-	return s.cfg.Store.SaveAlertProgress(ctx, progress, ev, n, s.cfg.Enqueue)
+	if err := s.cfg.Store.SaveAlertProgress(ctx, progress, ev, n, s.cfg.Enqueue); err != nil {
+		return err
+	}
+	maps.Copy(run.saved, progress)
+	return nil
 }
 
 // describe returns the burn alert a transition is about (zero for the
@@ -732,21 +755,28 @@ func (s *SLOs) alert(ctx context.Context, run *sloRun, t slo.Transition, a heral
 		TriggerURL: info.SLOURL, ResultURL: info.FailuresURL, ResultGroups: []herald.AlertGroup{}, ResultGroupsTriggered: []herald.AlertGroup{}, SLO: info}
 }
 
+// current returns o's run, with its alerts as stored and its judgements
+// loaded up to now, for the reports of a page between ticks. Called with
+// s.mu held.
+func (s *SLOs) current(ctx context.Context, o herald.SLO) (*sloRun, error) {
+	alerts, err := s.cfg.Store.ListBurnAlerts(ctx, o.Dataset, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	return s.sync(ctx, o, alerts, s.cfg.Clock.Now().UTC())
+}
+
 // Status reports an SLO's compliance, budget, 4-hour burn rate and the
 // state of its alerts, loading its judgements first if it has not been
 // evaluated yet.
 func (s *SLOs) Status(ctx context.Context, o herald.SLO) (herald.SLOStatus, error) {
-	alerts, err := s.cfg.Store.ListBurnAlerts(ctx, o.Dataset, o.ID)
-	if err != nil {
-		return herald.SLOStatus{}, err
-	}
-	now := s.cfg.Clock.Now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	run, err := s.sync(ctx, o, alerts, now)
+	run, err := s.current(ctx, o)
 	if err != nil {
 		return herald.SLOStatus{}, err
 	}
+	alerts := run.alerts
 	at := run.loadedTo
 	p := run.bkt.Sum(at, o.Period())
 	st := herald.SLOStatus{Compliance: 100, BudgetRemaining: round(run.engine.BudgetRemaining(at) * 100),
@@ -804,16 +834,7 @@ func (s *SLOs) Healthy(now time.Time) (bool, string) {
 // Run calls Tick every interval until ctx ends; each SLO is evaluated
 // once per minute whatever the interval.
 func (s *SLOs) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := s.Tick(ctx, s.cfg.Clock.Now()); err != nil && ctx.Err() == nil {
-				s.log.Error("SLO tick failed", "error", err)
-			}
-		}
-	}
+	every(ctx, interval, s.log, "SLO tick failed", func(ctx context.Context) error {
+		return s.Tick(ctx, s.cfg.Clock.Now())
+	})
 }

@@ -21,14 +21,9 @@ import (
 // loads o's judgements first if o has not been evaluated yet, and returns
 // the errors of the stores it reads. Safe for concurrent use.
 func (s *SLOs) BurnDown(ctx context.Context, o herald.SLO, points int) ([]herald.BudgetPoint, error) {
-	alerts, err := s.cfg.Store.ListBurnAlerts(ctx, o.Dataset, o.ID)
-	if err != nil {
-		return nil, err
-	}
-	now := s.cfg.Clock.Now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	run, err := s.sync(ctx, o, alerts, now)
+	run, err := s.current(ctx, o)
 	if err != nil {
 		return nil, err
 	}

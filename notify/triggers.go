@@ -486,16 +486,8 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (int, error) {
 
 // Run ticks every second until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if _, err := s.Tick(ctx, s.cfg.Clock.Now()); err != nil && ctx.Err() == nil {
-				s.cfg.Logger.ErrorContext(ctx, "scheduler tick failed", "error", err)
-			}
-		}
-	}
+	every(ctx, time.Second, s.cfg.Logger, "scheduler tick failed", func(ctx context.Context) error {
+		_, err := s.Tick(ctx, s.cfg.Clock.Now())
+		return err
+	})
 }
