@@ -171,7 +171,11 @@ func (s *DB) saveBurnAlert(ctx context.Context, tx *sql.Tx, a *herald.BurnAlert,
 	if err := s.resolveRecipients(ctx, tx, a.Recipients); err != nil {
 		return err
 	}
-	spec, _ := json.Marshal(a)
+	// The state lives in its column, which the engine moves; the spec
+	// holds what a client set.
+	stored := *a
+	stored.State, stored.Triggered = "", false
+	spec, _ := json.Marshal(stored)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO burn_alerts (id, slo_id, dataset, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
 		a.ID, a.SLO.ID, a.Dataset, string(spec), a.CreatedAt.UnixNano(), now.UnixNano()); err != nil {

@@ -15,7 +15,7 @@ CREATE TABLE burn_alerts (
     id         TEXT PRIMARY KEY,
     slo_id     TEXT NOT NULL REFERENCES slos (id) ON DELETE CASCADE,
     dataset    TEXT NOT NULL,
-    spec       TEXT NOT NULL,      -- herald.BurnAlert as JSON (without its state)
+    spec       TEXT NOT NULL,      -- herald.BurnAlert as JSON (its state is the column)
     state      TEXT NOT NULL DEFAULT 'ok',
     since      INTEGER,            -- start of pending
     falses     INTEGER NOT NULL DEFAULT 0, -- consecutive false evaluations while firing
