@@ -85,16 +85,8 @@ func (s SLO) Normalize() (SLO, error) {
 	if s.TargetPerMillion <= 0 || s.TargetPerMillion > 999999 {
 		return s, Invalid("target_per_million", "invalid", "between 1 and 999999 (99.9%% is 999000)")
 	}
-	if len(s.Tags) > 10 {
-		return s, Invalid("tags", "invalid", "at most 10 tags")
-	}
-	for i, tag := range s.Tags {
-		if !tagKey.MatchString(tag.Key) {
-			return s, Invalid(fmt.Sprintf("tags[%d].key", i), "invalid", "1–32 lower-case letters")
-		}
-		if len(tag.Value) > 128 || !tagValue.MatchString(tag.Value) {
-			return s, Invalid(fmt.Sprintf("tags[%d].value", i), "invalid", "up to 128 characters: a lower-case letter, then lower-case letters, digits, / or -")
-		}
+	if err := checkTags(s.Tags); err != nil {
+		return s, err
 	}
 	if s.Tags == nil {
 		s.Tags = []Tag{}

@@ -103,6 +103,24 @@ var (
 	severities = []string{"critical", "error", "warning", "info"}
 )
 
+// checkTags checks tags by the rules Honeycomb's triggers and SLOs share:
+// at most 10, keys of 1–32 lower-case letters, values of up to 128
+// characters starting with a letter.
+func checkTags(tags []Tag) error {
+	if len(tags) > 10 {
+		return Invalid("tags", "invalid", "at most 10 tags")
+	}
+	for i, tag := range tags {
+		if !tagKey.MatchString(tag.Key) {
+			return Invalid(fmt.Sprintf("tags[%d].key", i), "invalid", "1–32 lower-case letters")
+		}
+		if len(tag.Value) > 128 || !tagValue.MatchString(tag.Value) {
+			return Invalid(fmt.Sprintf("tags[%d].value", i), "invalid", "up to 128 characters: a lower-case letter, then lower-case letters, digits, / or -")
+		}
+	}
+	return nil
+}
+
 // Normalize returns t with Honeycomb's response defaults filled in —
 // frequency 900, query.time_range = frequency, alert_type on_change,
 // evaluation_schedule_type frequency, threshold.exceeded_limit 1 — and
@@ -120,16 +138,8 @@ func (t Trigger) Normalize() (Trigger, error) {
 	if len([]rune(t.Description)) > 1023 {
 		return t, Invalid("description", "invalid", "at most 1023 characters")
 	}
-	if len(t.Tags) > 10 {
-		return t, Invalid("tags", "invalid", "at most 10 tags")
-	}
-	for i, tag := range t.Tags {
-		if !tagKey.MatchString(tag.Key) {
-			return t, Invalid(fmt.Sprintf("tags[%d].key", i), "invalid", "1–32 lower-case letters")
-		}
-		if len(tag.Value) > 128 || !tagValue.MatchString(tag.Value) {
-			return t, Invalid(fmt.Sprintf("tags[%d].value", i), "invalid", "up to 128 characters: a lower-case letter, then lower-case letters, digits, / or -")
-		}
+	if err := checkTags(t.Tags); err != nil {
+		return t, err
 	}
 	if t.Tags == nil {
 		t.Tags = []Tag{}

@@ -651,20 +651,14 @@ func (s *SLOs) notification(ctx context.Context, run *sloRun, t slo.Transition, 
 		Metadata: map[string]string{"herald_slo_id": o.ID, "herald_burn_alert": t.Alert}}
 	sev := cmp.Or(a.Severity, t.Severity)
 	for _, r := range recipients {
-		dest, err := s.cfg.Store.GetDestination(ctx, r.ID)
+		d, err := deliveryTo(ctx, s.cfg.Store, r, t.At)
 		if err != nil {
-			return nil, fmt.Errorf("burn alert %s: recipient %s: %w", t.Alert, r.ID, err)
+			return nil, fmt.Errorf("burn alert %s: %w", t.Alert, err)
 		}
-		rc := herald.Recipient{Type: dest.Type, Target: dest.ID}
-		if dest.Type == "email" {
-			rc.Target = dest.Details.EmailAddress
+		if d.Options == nil && d.Channel == "pagerduty" && sev == herald.SeverityTicket {
+			d.Options = &herald.RecipientOptions{PagerDutySeverity: "warning"}
 		}
-		opts := r.Details
-		if opts == nil && dest.Type == "pagerduty" && sev == herald.SeverityTicket {
-			opts = &herald.RecipientOptions{PagerDutySeverity: "warning"}
-		}
-		n.Recipients = append(n.Recipients, rc)
-		n.Deliveries = append(n.Deliveries, herald.Delivery{ID: herald.NewID("dlv_", t.At), Channel: rc.Type, Recipient: rc, Options: opts})
+		n.Recipients, n.Deliveries = append(n.Recipients, d.Recipient), append(n.Deliveries, d)
 	}
 	if len(recipients) == 0 && o.BuiltIn() {
 		if f, ok := s.cfg.Delivery.fallbackFor(o.Channel); ok {

@@ -168,18 +168,29 @@ func (e *Evaluator) notification(ctx context.Context, t herald.Trigger, ev heral
 	propagation.TraceContext{}.Inject(ctx, carrier)
 	n.TraceParent = carrier["traceparent"]
 	for _, r := range t.Recipients {
-		dest, err := e.cfg.Store.GetDestination(ctx, r.ID)
+		d, err := deliveryTo(ctx, e.cfg.Store, r, ev.At)
 		if err != nil {
-			return nil, fmt.Errorf("notify: trigger %s: recipient %s: %w", t.ID, r.ID, err)
+			return nil, fmt.Errorf("notify: trigger %s: %w", t.ID, err)
 		}
-		rc := herald.Recipient{Type: dest.Type, Target: dest.ID}
-		if dest.Type == "email" {
-			rc.Target = dest.Details.EmailAddress
-		}
-		n.Recipients = append(n.Recipients, rc)
-		n.Deliveries = append(n.Deliveries, herald.Delivery{ID: herald.NewID("dlv_", ev.At), Channel: rc.Type, Recipient: rc, Options: r.Details})
+		n.Recipients, n.Deliveries = append(n.Recipients, d.Recipient), append(n.Deliveries, d)
 	}
 	return n, nil
+}
+
+// deliveryTo returns the delivery, made at, of a notification to the
+// recipient of a trigger or burn alert: an email to the recipient's
+// address, or for webhook, Slack and PagerDuty recipients a delivery whose
+// target is the recipient's id, so their secrets stay in its record.
+func deliveryTo(ctx context.Context, dests herald.Destinations, r herald.TriggerRecipient, at time.Time) (herald.Delivery, error) {
+	dest, err := dests.GetDestination(ctx, r.ID)
+	if err != nil {
+		return herald.Delivery{}, fmt.Errorf("recipient %s: %w", r.ID, err)
+	}
+	rc := herald.Recipient{Type: dest.Type, Target: dest.ID}
+	if dest.Type == "email" {
+		rc.Target = dest.Details.EmailAddress
+	}
+	return herald.Delivery{ID: herald.NewID("dlv_", at), Channel: rc.Type, Recipient: rc, Options: r.Details}, nil
 }
 
 // alert is the structured event of an evaluation.
